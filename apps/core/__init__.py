@@ -1,0 +1,1 @@
+"""What every app shares: config, CLI, training, export, tuning."""

@@ -1,0 +1,209 @@
+"""The command line every app shares: train, evaluate, export, predict (and an app's own).
+
+User mistakes (`UserError`, `DataError`) print one `error: ...` line and exit with status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pipelines.errors import DataError
+
+from apps.core import config as config_lib
+from apps.core.app import App
+from apps.core.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def to_json_ready(value: Any) -> Any:
+    """Numpy scalars, arrays and bytes as plain JSON values."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        return to_json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return to_json_ready(value.item())
+    if isinstance(value, (list, tuple)):
+        return [to_json_ready(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json_ready(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def write_json_lines(rows: list[dict[str, Any]], output: Path | None) -> None:
+    lines = "".join(json.dumps(to_json_ready(row), ensure_ascii=False) + "\n" for row in rows)
+    if output is None:
+        sys.stdout.write(lines)
+    else:
+        output.write_text(lines)
+
+
+def resolve_config(app: App, args: argparse.Namespace) -> Any:
+    """Preset or `--config FILE`, then `--data`, then `--set` overrides, in that order."""
+    if args.config:
+        config = config_lib.load(app.config_class, args.config)
+    else:
+        config = app.make_config(args.preset)
+    if getattr(args, "data", None):
+        config.data.source = args.data
+    return config_lib.apply_overrides(config, args.overrides)
+
+
+def run_train(app: App, args: argparse.Namespace) -> None:
+    from apps.core import training
+
+    config = resolve_config(app, args)
+    workdir = Path(args.workdir)
+    model, datasets = training.train(app, config, workdir)
+    print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
+
+
+def run_evaluate(app: App, args: argparse.Namespace) -> None:
+    from apps.core import training
+
+    workdir = Path(args.workdir)
+    config, model, assets = training.load_trained(app, workdir)
+    if args.data:
+        config.data.source = args.data
+    datasets = app.load_data(config, assets, whole_as_test=bool(args.data))
+    metrics = app.evaluate(model, config, datasets, workdir)
+    metrics = {"data": config.data.source, **datasets.summary, **metrics}
+    (workdir / "metrics.json").write_text(json.dumps(to_json_ready(metrics), indent=2) + "\n")
+    for key, value in metrics.items():
+        print(f"{key}: {json.dumps(to_json_ready(value))}")
+    print(f"wrote {workdir / 'metrics.json'}")
+
+
+def run_export(app: App, args: argparse.Namespace) -> None:
+    from apps.core import export, training
+
+    config, model, assets = training.load_trained(app, Path(args.workdir))
+    export_root = Path(args.export_dir or config.export.export_dir)
+    path = export.export(app, model, config, assets, export_root, version=args.version)
+    print(path)
+
+
+def serving_function(app: App, model_path: Path):
+    """`serving_default` and its named input specs, from a SavedModel or from a work dir."""
+    import tensorflow as tf
+
+    from apps.core import export, training
+
+    saved_model = export.resolve_saved_model(model_path)
+    if saved_model is not None:
+        function = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+        return function, dict(function.structured_input_signature[1])
+    if (model_path / training.CONFIG_FILE).is_file():
+        config, model, assets = training.load_trained(app, model_path)
+        function = app.serving_functions(model, config, assets)["serving_default"]
+        return function, {spec.name: spec for spec in function.input_signature}
+    raise UserError(f"--model {model_path}: neither a SavedModel, an export folder nor a work dir")
+
+
+def run_predict(app: App, args: argparse.Namespace) -> None:
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"--model {model_path}: no such file or folder")
+    input_file = Path(args.input) if args.input else None
+    if input_file is not None and not input_file.is_file():
+        raise UserError(f"--input {input_file}: no such file")
+    if input_file is None and not args.inputs:
+        raise UserError("predict needs INPUT arguments or --input FILE")
+    function, input_specs = serving_function(app, model_path)
+    request = app.read_inputs(args.inputs, input_file, input_specs)
+    outputs = {name: value.numpy() for name, value in function(**request).items()}
+    app.write_predictions(app.format_outputs(request, outputs), Path(args.output) if args.output else None)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:
+    parser.add_argument(
+        "--preset",
+        default=app.default_preset,
+        choices=sorted(app.presets),
+        help="named config to start from (default: %(default)s)",
+    )
+    parser.add_argument("--config", help="a config JSON file (e.g. a work dir's config.json)")
+    parser.add_argument(
+        "--data",
+        help="a dataset name, tfds:NAME, or a path to your own file or folder",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model.units=64 (repeatable)",
+    )
+
+
+def build_parser(app: App) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"rnn-{app.name}",
+        description=app.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model into a work dir (rerun the same command to resume after a crash)",
+    )
+    train.add_argument("--workdir", required=True, help="folder for config, checkpoints, logs")
+    add_config_arguments(train, app)
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score the best checkpoint; writes DIR/metrics.json and plots"
+    )
+    evaluate.add_argument("--workdir", required=True, help="a trained work dir")
+    evaluate.add_argument(
+        "--data", help="evaluate on this dataset or file instead of the held-out test split"
+    )
+    evaluate.set_defaults(run=run_evaluate)
+
+    export = commands.add_parser(
+        "export", help="write a SavedModel for TF Serving; prints the version path"
+    )
+    export.add_argument("--workdir", required=True, help="a trained work dir")
+    export.add_argument(
+        "--export-dir", help="export root (default: the config's, saved_models/ here)"
+    )
+    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.set_defaults(run=run_export)
+
+    predict = commands.add_parser(
+        "predict", help="answer inputs with an exported SavedModel or a work dir"
+    )
+    predict.add_argument(
+        "--model", required=True, help="a SavedModel version, an export folder or a work dir"
+    )
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs on the command line")
+    predict.add_argument("--input", help="a file of inputs (see the app's help)")
+    predict.add_argument("--output", help="write the answers here instead of stdout")
+    predict.set_defaults(run=run_predict)
+
+    app.add_commands(commands)
+    return parser
+
+
+def main(app: App, argv: list[str] | None = None) -> int:
+    args = build_parser(app).parse_args(argv)
+    try:
+        args.run(app, args)
+    except (UserError, DataError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,160 @@
+"""The training loop every app shares: seeding, distribution strategy, callbacks, crash recovery."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from apps.core import config as config_lib
+from apps.core import plots
+from apps.core.app import App, Datasets
+from apps.core.errors import UserError
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+ASSETS_DIR = "assets"
+BACKUP_DIR = "backup"
+HISTORY_FILE = "history.csv"
+
+
+def optimizer(training: config_lib.TrainingConfig) -> keras.optimizers.Optimizer:
+    """AdamW with the configured learning rate, weight decay and global-norm gradient clipping."""
+    return keras.optimizers.AdamW(
+        learning_rate=training.learning_rate,
+        weight_decay=training.weight_decay,
+        global_clipnorm=training.clip_norm or None,
+    )
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `--strategy` / `training.strategy`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(
+        f"training.strategy: unknown strategy {name!r}; valid: default, mirrored, multi-worker"
+    )
+
+
+def global_batch_config(config: Any, strategy: tf.distribute.Strategy) -> Any:
+    """A copy of `config` whose batch size is the per-replica size times the replica count."""
+    scaled = copy.deepcopy(config)
+    scaled.training.batch_size = config.training.batch_size * strategy.num_replicas_in_sync
+    return scaled
+
+
+def best_logged_value(history_file: Path, monitor: str, mode: str) -> float | None:
+    """The best `monitor` value recorded in a CSVLogger file (resumed runs keep their best)."""
+    if not history_file.is_file():
+        return None
+    with history_file.open() as handle:
+        values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
+    values = [value for value in values if math.isfinite(value)]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Callback]:
+    """Checkpoint, crash backup, early stopping, TensorBoard, NaN stop and a CSV history."""
+    training = config.training
+    history_file = workdir / HISTORY_FILE
+    return [
+        keras.callbacks.BackupAndRestore(
+            str(workdir / BACKUP_DIR),
+            save_freq=training.backup_every_steps or "epoch",
+            delete_checkpoint=True,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(workdir / MODEL_FILE),
+            monitor=app.monitor,
+            mode=app.monitor_mode,
+            save_best_only=True,
+            initial_value_threshold=best_logged_value(history_file, app.monitor, app.monitor_mode),
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=app.monitor,
+            mode=app.monitor_mode,
+            patience=training.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.TensorBoard(str(workdir / "logs")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(history_file), append=True),
+    ]
+
+
+def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
+    """Writes the resolved config; refuses to resume a crashed run under another config."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / CONFIG_FILE
+    interrupted = (workdir / BACKUP_DIR).exists()
+    if interrupted and config_file.is_file():
+        previous = json.loads(config_file.read_text())
+        if previous != config_lib.to_dict(config):
+            raise UserError(
+                f"{workdir} holds an interrupted run with another config; rerun the same "
+                f"command to resume it, or use a new --workdir"
+            )
+    if not interrupted:
+        # A fresh run: forget the history, checkpoint and preprocessing of an earlier one.
+        (workdir / HISTORY_FILE).unlink(missing_ok=True)
+        (workdir / MODEL_FILE).unlink(missing_ok=True)
+        shutil.rmtree(workdir / ASSETS_DIR, ignore_errors=True)
+    config_lib.save(config, config_file)
+
+
+def load_assets(app: App, workdir: Path):
+    directory = workdir / ASSETS_DIR
+    return app.assets_class.load(directory) if directory.is_dir() and any(directory.iterdir()) else None
+
+
+def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
+    """Trains `app` under `config` in `workdir`; resumes an interrupted run in the same place."""
+    prepare_workdir(app, config, workdir)
+    keras.utils.set_random_seed(config.training.seed)
+    strategy = distribution_strategy(config.training.strategy)
+    datasets = app.load_data(global_batch_config(config, strategy), load_assets(app, workdir))
+    datasets.assets.save(workdir / ASSETS_DIR)
+    print(f"data: {json.dumps(datasets.summary)}")
+    with strategy.scope():
+        model = app.build_model(config, datasets.assets)
+    model.summary(print_fn=lambda line, **_: print(line))
+    history = model.fit(
+        datasets.train,
+        validation_data=datasets.validation,
+        epochs=config.training.epochs,
+        callbacks=callbacks(app, config, workdir),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    if not (workdir / MODEL_FILE).is_file():
+        raise UserError(
+            f"training stopped before any checkpoint was written (last logs: "
+            f"{ {key: values[-1] for key, values in history.history.items()} })"
+        )
+    plots.training_curves(workdir / HISTORY_FILE, workdir / "training-curves.png")
+    return model, datasets
+
+
+def load_trained(app: App, workdir: Path) -> tuple[Any, keras.Model, Any]:
+    """The config, best checkpoint and preprocessing state of a trained work dir."""
+    config_file = workdir / CONFIG_FILE
+    if not config_file.is_file():
+        raise UserError(f"{workdir} is not a work dir (no {CONFIG_FILE}); run train first")
+    if not (workdir / MODEL_FILE).is_file():
+        raise UserError(f"{workdir} has no trained model ({MODEL_FILE}); run train first")
+    config = config_lib.load(app.config_class, config_file)
+    model = keras.saving.load_model(workdir / MODEL_FILE)
+    return config, model, load_assets(app, workdir)

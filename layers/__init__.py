@@ -1,0 +1,1 @@
+"""Reusable Keras layers (keras.ops only; no imports from pipelines or apps)."""

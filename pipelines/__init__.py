@@ -1,0 +1,1 @@
+"""tf.data pipelines: sources -> parse -> preprocess -> batch -> prefetch. No model code."""

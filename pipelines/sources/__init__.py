@@ -1,0 +1,1 @@
+"""Where examples come from: bundled offline recipes, tfds names, user files."""
