@@ -121,7 +121,8 @@ def run_predict(app: App, args: argparse.Namespace) -> None:
     function, input_specs = serving_function(app, model_path)
     request = app.read_inputs(args.inputs, input_file, input_specs)
     outputs = {name: value.numpy() for name, value in function(**request).items()}
-    app.write_predictions(app.format_outputs(request, outputs), Path(args.output) if args.output else None)
+    output = Path(args.output) if args.output else None
+    app.write_predictions(app.format_outputs(request, outputs), output)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:

@@ -117,8 +117,11 @@ def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
 
 
 def load_assets(app: App, workdir: Path):
+    """The preprocessing state saved by an earlier (or interrupted) run, or None."""
     directory = workdir / ASSETS_DIR
-    return app.assets_class.load(directory) if directory.is_dir() and any(directory.iterdir()) else None
+    if directory.is_dir() and any(directory.iterdir()):
+        return app.assets_class.load(directory)
+    return None
 
 
 def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
