@@ -55,7 +55,12 @@ def adapt_vectorizer(
 def token_ids(
     vectorizer: keras.layers.TextVectorization, text: tf.Tensor, max_length: int
 ) -> tf.Tensor:
-    """Cleaned strings of shape (batch,) -> int64 ids (batch, time), 1 <= time <= max_length."""
+    """Cleaned strings (batch,) -> int64 ids (batch, time), 1 <= time <= max_length.
+
+    A scalar string gives ids of shape (time,), padding-free.
+    """
+    if text.shape.rank == 0:
+        return token_ids(vectorizer, text[None], max_length)[0]
     ragged = vectorizer(text)[:, :max_length]
     lengths = ragged.row_lengths()
     dense = ragged.to_tensor(default_value=PADDING_ID)

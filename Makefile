@@ -1,0 +1,31 @@
+# Each target sets itself up: the first run creates .venv and installs the suite into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint benchmark-sentiment
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[data,dev]"
+	touch $(STAMP)
+
+# The main job: train, evaluate, export and query every app on its bundled default data.
+demo: $(STAMP)
+	bash scripts/main_job.sh
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+benchmark-sentiment: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/sentiment_quality.py
+	$(BIN)/python benchmarks/sentiment_speed.py

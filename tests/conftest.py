@@ -1,0 +1,76 @@
+"""Shared fixtures: answering a TF Serving REST-shaped request in a fresh Python process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+# Runs in a new interpreter that imports only tensorflow and tensorflow_text, maps a REST
+# body ({"instances": [...]} row format or {"inputs": {...}} columnar format, "b64" bytes)
+# onto serving_default, and prints output names, dtypes, shapes and values as JSON.
+FRESH_PROCESS_CLIENT = textwrap.dedent(
+    """
+    import base64, json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the TF Text ops a graph may use)
+
+    model_dir, body = sys.argv[1], json.loads(sys.argv[2])
+    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+
+    def decode(value):
+        if isinstance(value, dict) and set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        if isinstance(value, list):
+            return [decode(item) for item in value]
+        return value
+
+    if "instances" in body:
+        rows = body["instances"]
+        if len(specs) == 1 and not isinstance(rows[0], dict):
+            rows = [{next(iter(specs)): row} for row in rows]
+        columns = {name: [decode(row[name]) for row in rows] for name in specs}
+    else:
+        columns = {name: decode(value) for name, value in body["inputs"].items()}
+    request = {name: tf.constant(columns[name], dtype=spec.dtype) for name, spec in specs.items()}
+    outputs = signature(**request)
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("keras", "apps", "layers", "pipelines"))
+    print(json.dumps({
+        "outputs": {
+            name: {
+                "dtype": value.dtype.name,
+                "shape": value.shape.as_list(),
+                "value": [item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+                          for item in value.numpy().tolist()],
+            }
+            for name, value in outputs.items()
+        },
+        "project_modules_loaded": loaded,
+    }))
+    """
+)
+
+
+def answer_in_fresh_process(model_dir: Path, body: dict, timeout: float = 300) -> dict:
+    """Loads `model_dir` with tf.saved_model.load in a new process and answers `body`."""
+    completed = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_CLIENT, str(model_dir), json.dumps(body)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"fresh process failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def fresh_process_client():
+    return answer_in_fresh_process
