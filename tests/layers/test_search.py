@@ -1,0 +1,160 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers.attention_decoder import AttentionDecoder
+from layers.search import beam_search, greedy_search
+
+PAD, END, A, B, START = 0, 1, 2, 3, 4
+
+
+def markov_step(log_table):
+    """A decoder whose next-token distribution depends only on the previous token."""
+    table = keras.ops.convert_to_tensor(np.log(np.asarray(log_table, "float32")))
+
+    def step(tokens, state, context):
+        return keras.ops.take(table, tokens, axis=0), state
+
+    return step
+
+
+# Rows: previous token; columns: PAD, END, A, B, START.
+CHAIN = [
+    [1e-9, 1.0, 1e-9, 1e-9, 1e-9],
+    [1e-9, 1.0, 1e-9, 1e-9, 1e-9],
+    [1e-9, 0.33, 0.34, 0.33, 1e-9],
+    [1e-9, 0.9, 0.05, 0.05, 1e-9],
+    [1e-9, 0.1, 0.5, 0.4, 1e-9],
+]
+
+
+def test_greedy_follows_the_most_probable_token_and_stops_at_the_maximum_length():
+    start = np.full((2,), START, "int32")
+    tokens, scores = greedy_search(
+        markov_step(CHAIN), {}, {}, start, END, maximum_lengths=np.array([3, 1], "int32")
+    )
+    np.testing.assert_array_equal(tokens, [[A, A, A], [A, PAD, PAD]])
+    np.testing.assert_allclose(scores, np.log([0.5 * 0.34 * 0.34, 0.5]), rtol=1e-5)
+
+
+def test_beam_search_finds_the_more_probable_sequence_that_greedy_misses():
+    start = np.full((1,), START, "int32")
+    lengths = np.array([3], "int32")
+    tokens, scores = beam_search(markov_step(CHAIN), {}, {}, start, END, lengths, beam_width=2)
+    np.testing.assert_array_equal(tokens, [[B, END, PAD]])
+    np.testing.assert_allclose(scores, np.log([0.4 * 0.9]), rtol=1e-5)
+
+
+def test_length_penalty_favours_longer_hypotheses():
+    # After START: END 0.55 or A 0.45; after A: END for sure.
+    chain = [row[:] for row in CHAIN]
+    chain[START] = [1e-9, 0.55, 0.45, 1e-9, 1e-9]
+    chain[A] = [1e-9, 0.999, 1e-9, 1e-9, 1e-9]
+    start = np.full((1,), START, "int32")
+    lengths = np.array([4], "int32")
+    short, _ = beam_search(markov_step(chain), {}, {}, start, END, lengths, beam_width=2)
+    long, _ = beam_search(
+        markov_step(chain), {}, {}, start, END, lengths, beam_width=2, length_penalty=2.0
+    )
+    np.testing.assert_array_equal(short, [[END, PAD, PAD, PAD]])
+    np.testing.assert_array_equal(long, [[A, END, PAD, PAD]])
+
+
+VOCABULARY, UNITS, SOURCE_TIME, BATCH = 9, 8, 6, 4
+
+
+def tiny_decoder_step():
+    """A random embedding + attention decoder + projection, as a search step function."""
+    keras.utils.set_random_seed(3)
+    embedding = keras.layers.Embedding(VOCABULARY, 5)
+    decoder = AttentionDecoder(UNITS, cell="gru")
+    projection = keras.layers.Dense(VOCABULARY)
+    generator = np.random.default_rng(0)
+    encoder_sequences = generator.normal(size=(BATCH, SOURCE_TIME, 6)).astype("float32")
+    encoder_mask = np.arange(SOURCE_TIME)[None, :] < np.array([[6], [4], [2], [5]])
+    decoder(embedding(np.zeros((BATCH, 1), "int32")), encoder_sequences)
+    projection.build((None, UNITS))
+    projection.bias.assign(np.linspace(-1.0, 1.0, VOCABULARY).astype("float32"))
+
+    def step(tokens, state, context):
+        outputs, new_state, _ = decoder.step(
+            embedding(tokens), state, context["sequences"], context["keys"], context["mask"]
+        )
+        return projection(outputs) * 3.0, new_state
+
+    state = [generator.normal(size=(BATCH, UNITS)).astype("float32")]
+    context = {
+        "sequences": encoder_sequences,
+        "keys": decoder.attention_keys(encoder_sequences),
+        "mask": encoder_mask,
+    }
+    return step, state, context
+
+
+def test_greedy_equals_step_by_step_argmax_by_hand():
+    step, state, context = tiny_decoder_step()
+    end_token = 1
+    maximum_lengths = np.array([7, 7, 3, 5], "int32")
+    start = np.full((BATCH,), 2, "int32")
+    tokens, scores = greedy_search(step, state, context, start, end_token, maximum_lengths)
+
+    expected_tokens = np.zeros((BATCH, 7), "int32")
+    expected_scores = np.zeros((BATCH,))
+    for row in range(BATCH):
+        row_state = [state[0][row : row + 1]]
+        row_context = {key: value[row : row + 1] for key, value in context.items()}
+        previous = np.array([2], "int32")
+        for time in range(maximum_lengths[row]):
+            logits, row_state = step(previous, row_state, row_context)
+            log_probabilities = keras.ops.convert_to_numpy(
+                keras.ops.log_softmax(logits, axis=-1)
+            )[0]
+            previous = np.array([np.argmax(log_probabilities)], "int32")
+            expected_tokens[row, time] = previous[0]
+            expected_scores[row] += log_probabilities[previous[0]]
+            if previous[0] == end_token:
+                break
+    np.testing.assert_array_equal(tokens, expected_tokens)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-4)
+
+
+def test_beam_width_one_equals_greedy():
+    step, state, context = tiny_decoder_step()
+    maximum_lengths = np.array([7, 6, 3, 5], "int32")
+    start = np.full((BATCH,), 2, "int32")
+    greedy = greedy_search(step, state, context, start, 1, maximum_lengths)
+    beam = beam_search(
+        step, state, context, start, 1, maximum_lengths, beam_width=1, length_penalty=0.6
+    )
+    np.testing.assert_array_equal(beam[0], greedy[0])
+    np.testing.assert_allclose(beam[1], greedy[1], rtol=1e-5)
+
+
+def test_wider_beam_scores_at_least_as_well_as_greedy_without_penalty():
+    step, state, context = tiny_decoder_step()
+    maximum_lengths = np.full((BATCH,), 6, "int32")
+    start = np.full((BATCH,), 2, "int32")
+    _, greedy_scores = greedy_search(step, state, context, start, 1, maximum_lengths)
+    _, beam_scores = beam_search(step, state, context, start, 1, maximum_lengths, beam_width=4)
+    assert np.all(keras.ops.convert_to_numpy(beam_scores) >= greedy_scores - 1e-5)
+
+
+def test_searches_run_in_a_graph_with_an_unknown_batch_size():
+    step = markov_step(CHAIN)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def search(maximum_lengths):
+        start = tf.fill(tf.shape(maximum_lengths), START)
+        greedy, _ = greedy_search(step, {}, {}, start, END, maximum_lengths)
+        beam, _ = beam_search(step, {}, {}, start, END, maximum_lengths, beam_width=3)
+        return greedy, beam
+
+    greedy, beam = search(tf.constant([3, 2], tf.int32))
+    np.testing.assert_array_equal(greedy, [[A, A, A], [A, A, PAD]])
+    np.testing.assert_array_equal(beam, [[B, END, PAD], [B, END, PAD]])
+
+
+def test_bad_beam_width_is_named():
+    with pytest.raises(ValueError, match="beam_width"):
+        beam_search(markov_step(CHAIN), {}, {}, np.array([START]), END, np.array([2]), 0)
