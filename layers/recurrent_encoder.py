@@ -172,7 +172,7 @@ class RecurrentEncoder(keras.layers.Layer):
                 keras.ops.concatenate([forward, backward], axis=-1)
                 for forward, backward in zip(forward_states, backward_states, strict=True)
             ]
-        return sequences, list(states)
+        return sequences, states
 
     def compute_mask(self, inputs, mask=None):
         if self.return_state:
