@@ -1,0 +1,59 @@
+"""Losses for probabilistic outputs."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class PinballLoss(keras.losses.Loss):
+    """The pinball (quantile) loss, averaged over quantiles and every other axis.
+
+    For quantile `q` and error `e = y_true - y_pred` the loss is `max(q * e, (q - 1) * e)`:
+    under-predictions cost `q` per unit, over-predictions `1 - q`, so the minimizer is the
+    `q`-quantile of the target. Masking: none; every element counts.
+
+    Args:
+        quantiles: the quantile levels, each in (0, 1), matching the last axis of `y_pred`.
+        **kwargs: standard `keras.losses.Loss` arguments (`name`, `reduction`, ...).
+
+    Call arguments:
+        y_true: targets of shape `(...)`.
+        y_pred: quantile predictions of shape `(..., len(quantiles))`.
+
+    Returns:
+        The mean loss per example, reduced as `reduction` says.
+
+    Example:
+
+    ```python
+    loss = PinballLoss(quantiles=(0.1, 0.5, 0.9))
+    loss(ops.ones((2, 3)), ops.zeros((2, 3, 3)))  # (0.1 + 0.5 + 0.9) / 3 = 0.5
+    ```
+
+    References:
+        - Koenker & Bassett, "Regression Quantiles", 1978.
+        - Wen et al., "A Multi-Horizon Quantile Recurrent Forecaster", 2017.
+    """
+
+    def __init__(self, quantiles=(0.1, 0.5, 0.9), name="pinball_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        quantiles = tuple(float(quantile) for quantile in quantiles)
+        if not quantiles or any(not 0.0 < quantile < 1.0 for quantile in quantiles):
+            raise ValueError(
+                f"`quantiles` must be a non-empty list of levels in (0, 1). "
+                f"Received: quantiles={quantiles!r}"
+            )
+        self.quantiles = quantiles
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        levels = ops.convert_to_tensor(self.quantiles, dtype=y_pred.dtype)
+        errors = ops.expand_dims(y_true, -1) - y_pred
+        losses = ops.maximum(levels * errors, (levels - 1.0) * errors)
+        return ops.mean(ops.reshape(losses, (ops.shape(losses)[0], -1)), axis=-1)  # (batch,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"quantiles": self.quantiles})
+        return config

@@ -1,0 +1,68 @@
+import keras
+import numpy as np
+import pytest
+
+from layers.autoregressive import AutoregressiveDecoder
+
+
+def decoder_inputs(batch=3, units=8, outputs=2, horizon=5, seed=0):
+    rng = np.random.default_rng(seed)
+    last_values = rng.normal(size=(batch, outputs)).astype(np.float32)
+    states = [rng.normal(size=(batch, units)).astype(np.float32) for _ in range(2)]
+    return last_values, states
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_teacher_forcing_with_its_own_predictions_equals_free_running(cell):
+    decoder = AutoregressiveDecoder(8, output_units=2, horizon=5, cell=cell)
+    last_values, states = decoder_inputs()
+    states = states if cell == "lstm" else states[:1]
+    free_running = decoder(last_values, states)
+    assert free_running.shape == (3, 5, 2)
+    forced = decoder(last_values, states, teacher_targets=free_running, training=True)
+    np.testing.assert_allclose(forced, free_running, atol=1e-5)
+    other_teacher = decoder(last_values, states, teacher_targets=free_running + 1.0,
+                            training=True)
+    # Step 1 reads only the last observed values; later steps read the teacher.
+    np.testing.assert_allclose(other_teacher[:, 0], free_running[:, 0], atol=1e-6)
+    assert not np.allclose(other_teacher[:, 1:], free_running[:, 1:])
+    ignored = decoder(last_values, states, teacher_targets=free_running + 1.0, training=False)
+    np.testing.assert_allclose(ignored, free_running, atol=1e-6)
+
+
+def test_quantiles_feed_back_the_chosen_level_and_known_future():
+    decoder = AutoregressiveDecoder(8, output_units=2, horizon=4, num_quantiles=3,
+                                    feedback_quantile=1)
+    last_values, states = decoder_inputs()
+    future = np.ones((3, 4, 1), np.float32)
+    output = decoder(last_values, states, known_future=future)
+    assert output.shape == (3, 4, 2, 3)
+    forced = decoder(last_values, states, known_future=future,
+                     teacher_targets=output[..., 1], training=True)
+    np.testing.assert_allclose(forced, output, atol=1e-5)
+
+
+def test_model_round_trip_and_fit_step(tmp_path):
+    history = keras.Input((6, 1))
+    teacher = keras.Input((3, 1))
+    _, state_h, state_c = keras.layers.LSTM(4, return_state=True)(history)
+    forecast = AutoregressiveDecoder(4, output_units=1, horizon=3, name="decoder")(
+        history[:, -1, :], [state_h, state_c], teacher_targets=teacher
+    )
+    model = keras.Model([history, teacher], forecast)
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(8, 6, 1)).astype(np.float32)
+    y = np.random.default_rng(1).normal(size=(8, 3, 1)).astype(np.float32)
+    model.fit([x, y], y, epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(restored.predict([x, y], verbose=0),
+                               model.predict([x, y], verbose=0), atol=1e-6)
+    assert restored.get_layer("decoder").get_config()["horizon"] == 3
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ValueError, match="cell"):
+        AutoregressiveDecoder(4, 1, 3, cell="rnn")
+    with pytest.raises(ValueError, match="feedback_quantile"):
+        AutoregressiveDecoder(4, 1, 3, num_quantiles=2, feedback_quantile=2)

@@ -1,0 +1,42 @@
+import keras
+import numpy as np
+import pytest
+
+from layers.losses import PinballLoss
+
+
+def test_pinball_loss_against_hand_computed_values():
+    loss = PinballLoss(quantiles=(0.1, 0.5, 0.9))
+    y_true = np.array([[1.0], [2.0]], dtype=np.float32)  # (batch, 1)
+    y_pred = np.array([[[0.0, 2.0, 1.0]], [[3.0, 2.0, 0.0]]], dtype=np.float32)
+    # Example 1: errors 1, -1, 0 -> 0.1, 0.5, 0.0. Example 2: errors -1, 0, 2 -> 0.9, 0, 1.8.
+    expected = np.mean([(0.1 + 0.5 + 0.0) / 3, (0.9 + 0.0 + 1.8) / 3])
+    assert float(loss(y_true, y_pred)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_median_pinball_is_half_the_absolute_error():
+    y_true = np.random.default_rng(0).normal(size=(4, 3, 2)).astype(np.float32)
+    y_pred = np.zeros((4, 3, 2, 1), dtype=np.float32)
+    value = float(PinballLoss(quantiles=(0.5,))(y_true, y_pred))
+    assert value == pytest.approx(0.5 * np.abs(y_true).mean(), rel=1e-5)
+
+
+def test_serialization_and_bad_levels():
+    loss = PinballLoss(quantiles=(0.2, 0.8))
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, PinballLoss) and restored.quantiles == (0.2, 0.8)
+    with pytest.raises(ValueError, match="quantiles"):
+        PinballLoss(quantiles=(0.5, 1.0))
+
+
+def test_learns_quantiles_of_a_uniform_target():
+    rng = np.random.default_rng(1)
+    targets = rng.uniform(0.0, 1.0, size=(2048, 1)).astype(np.float32)
+    inputs = np.ones((2048, 1), dtype=np.float32)
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(3), keras.layers.Reshape((1, 3))]
+    )
+    model.compile(keras.optimizers.Adam(0.05), loss=PinballLoss((0.1, 0.5, 0.9)))
+    model.fit(inputs, targets, epochs=40, batch_size=256, verbose=0)
+    np.testing.assert_allclose(model.predict(inputs[:1], verbose=0)[0, 0], [0.1, 0.5, 0.9],
+                               atol=0.05)
