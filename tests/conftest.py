@@ -39,7 +39,7 @@ FRESH_PROCESS_CLIENT = textwrap.dedent(
         columns = {name: decode(value) for name, value in body["inputs"].items()}
     request = {name: tf.constant(columns[name], dtype=spec.dtype) for name, spec in specs.items()}
     outputs = signature(**request)
-    project = ("keras", "apps", "layers", "pipelines")
+    project = ("apps", "layers", "pipelines")
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in project)
     print(json.dumps({
         "outputs": {

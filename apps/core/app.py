@@ -51,6 +51,21 @@ class Datasets:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class Endpoints:
+    """An export's signatures and the resources (preprocessing layers) their graphs use.
+
+    `functions` maps a signature name to a `tf.function` with an `input_signature` of named
+    specs; it must include `serving_default`. Each takes raw inputs and returns a dict of named
+    outputs, using only TensorFlow and TF Text ops. `resources` lists the built Keras layers
+    that are not part of the model but hold state the functions use (e.g. a TextVectorization
+    and its lookup table), so the export tracks them.
+    """
+
+    functions: dict[str, Any]
+    resources: list[Any] = dataclasses.field(default_factory=list)
+
+
 class App:
     """Hooks an app fills in; see the module docstring for the work-dir lifecycle."""
 
@@ -93,15 +108,8 @@ class App:
         """Scores `datasets.test`, writes the app's plots into `workdir`, returns metrics."""
         raise NotImplementedError
 
-    def serving_functions(
-        self, model: keras.Model, config: Any, assets: Assets
-    ) -> dict[str, tf.types.experimental.PolymorphicFunction]:
-        """Signature name -> `tf.function` with an `input_signature` of named specs.
-
-        Must include `serving_default`. Each function takes raw inputs and returns a dict of
-        named outputs; only TensorFlow and TF Text ops may run inside. Resources the functions
-        use must live in Keras layers or models (the export tracks those automatically).
-        """
+    def endpoints(self, model: keras.Model, config: Any, assets: Assets) -> Endpoints:
+        """The serving signatures of the export (see `Endpoints`)."""
         raise NotImplementedError
 
     def example_request(self, config: Any) -> dict[str, np.ndarray]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipelines.errors import DataError
 
 from apps.core import config as config_lib
 from apps.core.app import App
 from apps.core.errors import UserError
+from pipelines.errors import DataError
 
 EXIT_USER_ERROR = 2
 
@@ -104,7 +104,7 @@ def serving_function(app: App, model_path: Path):
         return function, dict(function.structured_input_signature[1])
     if (model_path / training.CONFIG_FILE).is_file():
         config, model, assets = training.load_trained(app, model_path)
-        function = app.serving_functions(model, config, assets)["serving_default"]
+        function = app.endpoints(model, config, assets).functions["serving_default"]
         return function, {spec.name: spec for spec in function.input_signature}
     raise UserError(f"--model {model_path}: neither a SavedModel, an export folder nor a work dir")
 

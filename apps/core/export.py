@@ -82,7 +82,10 @@ def export(
     """Writes `app`'s serving signatures as `export_root/<app>/<version>/`; returns that path."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, function in app.serving_functions(model, config, assets).items():
+    endpoints = app.endpoints(model, config, assets)
+    for resource in endpoints.resources:
+        archive.track(resource)
+    for name, function in endpoints.functions.items():
         archive.add_endpoint(name, function)
     app_dir = export_root / app.name
     app_dir.mkdir(parents=True, exist_ok=True)

@@ -71,11 +71,16 @@ def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Call
     """Checkpoint, crash backup, early stopping, TensorBoard, NaN stop and a CSV history."""
     training = config.training
     history_file = workdir / HISTORY_FILE
+    # The history row of an epoch is written before its backup: a crash between the two
+    # repeats that epoch on resume rather than losing its row.
     return [
+        keras.callbacks.CSVLogger(str(history_file), append=True),
         keras.callbacks.BackupAndRestore(
             str(workdir / BACKUP_DIR),
             save_freq=training.backup_every_steps or "epoch",
             delete_checkpoint=True,
+            # Keeps the previous backup too, so a kill while writing one loses nothing.
+            double_checkpoint=True,
         ),
         keras.callbacks.ModelCheckpoint(
             str(workdir / MODEL_FILE),
@@ -92,7 +97,6 @@ def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Call
         ),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(history_file), append=True),
     ]
 
 
@@ -103,7 +107,7 @@ def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
     interrupted = (workdir / BACKUP_DIR).exists()
     if interrupted and config_file.is_file():
         previous = json.loads(config_file.read_text())
-        if previous != config_lib.to_dict(config):
+        if previous != json.loads(json.dumps(config_lib.to_dict(config))):
             raise UserError(
                 f"{workdir} holds an interrupted run with another config; rerun the same "
                 f"command to resume it, or use a new --workdir"

@@ -1,0 +1,5 @@
+import sys
+
+from apps.sentiment import main
+
+sys.exit(main())

@@ -1,0 +1,201 @@
+"""The sentiment app end to end on the tiny preset, with a small task it must learn."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.sentiment import APP, main
+
+POSITIVE = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
+NEGATIVE = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
+FILLER = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]
+
+
+def write_reviews(path: Path, count: int, seed: int = 0) -> Path:
+    """A CSV of short reviews whose label is carried by one sentiment word among filler."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "stars"])
+        for _ in range(count):
+            label = rng.choice(["pos", "neg"])
+            words = rng.choices(FILLER, k=rng.randint(2, 12))
+            cue = rng.choice(POSITIVE if label == "pos" else NEGATIVE)
+            words.insert(rng.randrange(len(words) + 1), cue)
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in args])
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained on 400 synthetic reviews, evaluated and exported twice."""
+    root = tmp_path_factory.mktemp("sentiment")
+    data = write_reviews(root / "reviews.csv", 400)
+    workdir = root / "run"
+    columns = ["--set", "data.text_column=review", "--set", "data.label_column=stars"]
+    assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
+                 "--set", "training.epochs=8", *columns]) == 0
+    assert main(["evaluate", "--workdir", str(workdir)]) == 0
+    export_root = root / "saved_models"
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    return {"root": root, "data": data, "workdir": workdir, "export_root": export_root,
+            "columns": columns}
+
+
+def test_training_writes_the_work_dir_and_learns(trained):
+    workdir = trained["workdir"]
+    for name in ["config.json", "model.keras", "history.csv", "training-curves.png",
+                 "metrics.json", "confusion-matrix.png", "assets/text_classification.json"]:
+        assert (workdir / name).is_file(), name
+    assert any((workdir / "logs").rglob("events.out.tfevents*"))
+    assert not (workdir / "backup").exists()
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["labels"] == ["neg", "pos"]
+    assert metrics["split"] == {"train": 324, "validation": 36, "test": 40}
+    assert metrics["accuracy"] >= 0.9, metrics
+    assert np.sum(metrics["confusion_matrix"]) == 40
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["data"]["text_column"] == "review" and config["training"]["epochs"] == 8
+
+
+def test_export_layout_for_tf_serving(trained):
+    root = trained["export_root"]
+    assert sorted(path.name for path in (root / "sentiment").iterdir()) == ["1", "2"]
+    version = root / "sentiment" / "2"
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+    assert 'name: "sentiment"' in (root / "models.config").read_text()
+    assert "max_batch_size" in (root / "batching.config").read_text()
+
+
+def test_fresh_process_answers_a_rest_request_including_bad_text(trained, fresh_process_client):
+    instances = [
+        "a wonderful and superb film",
+        "the plot was dull and tedious",
+        "",
+        "    ",
+        "great " * 20000,
+        {"b64": base64.b64encode(b"awful \xff\xfe bytes").decode()},
+    ]
+    answer = fresh_process_client(trained["export_root"] / "sentiment" / "2",
+                                  {"instances": instances})
+    assert answer["project_modules_loaded"] == []
+    label, probabilities = answer["outputs"]["label"], answer["outputs"]["probabilities"]
+    assert label["dtype"] == "string" and label["shape"] == [6]
+    assert probabilities["dtype"] == "float32" and probabilities["shape"] == [6, 2]
+    np.testing.assert_allclose(np.sum(probabilities["value"], axis=1), 1.0, rtol=1e-5)
+    assert label["value"][:2] == ["pos", "neg"]
+    assert label["value"][4] == "pos" and label["value"][5] == "neg"
+
+
+def test_predict_from_work_dir_and_export_agree(trained, capsys, tmp_path):
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("a delightful story\nclumsy and boring acting\n")
+    answers = []
+    for model in [trained["workdir"], trained["export_root"] / "sentiment"]:
+        code, out, _ = run_cli("predict", "--model", model, "--input", inputs, "brilliant",
+                               capsys=capsys)
+        assert code == 0
+        answers.append([json.loads(line) for line in out.splitlines()])
+    assert [row["label"] for row in answers[0]] == ["pos", "pos", "neg"]
+    assert [row["text"] for row in answers[0]] == ["brilliant", "a delightful story",
+                                                   "clumsy and boring acting"]
+    for from_workdir, from_export in zip(*answers, strict=True):
+        np.testing.assert_allclose(from_workdir["probabilities"], from_export["probabilities"],
+                                   atol=1e-5)
+
+
+def test_evaluate_on_a_user_file_and_unknown_labels(trained, capsys, tmp_path):
+    code, out, _ = run_cli("evaluate", "--workdir", trained["workdir"], "--data", trained["data"],
+                           capsys=capsys)
+    assert code == 0 and "accuracy" in out
+    metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
+    assert metrics["split"]["test"] == 400
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review,stars\ngreat film,pos\nodd film,meh\n")
+    code, _, err = run_cli("evaluate", "--workdir", trained["workdir"], "--data", bad,
+                           capsys=capsys)
+    assert code == 2 and "meh" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("make_file", "args", "expected"),
+    [
+        (None, ["--data", "no/such/file.csv"], "no/such/file.csv"),
+        (None, ["--data", "imaginary"], "unknown --data 'imaginary'"),
+        ("text,rating\nfine,1\n", [], "columns found: text, rating"),
+        ("text,label\nfine,\nok,1\n", [], "empty label"),
+        (None, ["--set", "model.colour=blue"], "unknown config key 'model.colour'"),
+        (None, ["--set", "model.units=lots"], "model.units: expected int"),
+    ],
+)
+def test_train_user_errors_are_one_line(tmp_path, capsys, make_file, args, expected):
+    data_args = []
+    if make_file is not None:
+        path = tmp_path / "data.csv"
+        path.write_text(make_file)
+        data_args = ["--data", str(path)]
+    code, _, err = run_cli("train", "--workdir", tmp_path / "run", "--preset", "tiny",
+                           *data_args, *args, capsys=capsys)
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert expected.lower() in err.lower(), err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["export"], ["predict"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: rnn-sentiment" in capsys.readouterr().out
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    """kill -9 during training, rerun the same command: finished epochs are not repeated."""
+    data = write_reviews(tmp_path / "reviews.csv", 3000)
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "apps.sentiment", "train", "--workdir", str(workdir),
+               "--preset", "tiny", "--data", str(data),
+               "--set", "data.text_column=review", "--set", "data.label_column=stars",
+               "--set", "training.epochs=12", "--set", "training.early_stopping_patience=12"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=environment, start_new_session=True)
+    history = workdir / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (workdir / "backup").is_dir()
+    epochs_before = [int(row["epoch"]) for row in csv.DictReader(history.open())]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=environment, timeout=300)
+    epochs = [int(row["epoch"]) for row in csv.DictReader(history.open())]
+    resumed_from = epochs[len(epochs_before)]
+    assert 1 <= len(epochs_before) - 1 <= resumed_from <= len(epochs_before), epochs
+    assert sorted(set(epochs)) == list(range(12)) and len(epochs) <= 13, epochs
+    assert not (workdir / "backup").exists()
+    assert (workdir / "model.keras").is_file() and APP.name == "sentiment"
