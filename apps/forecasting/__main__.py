@@ -1,0 +1,5 @@
+import sys
+
+from apps.forecasting import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""Forecasting config: data, model, evaluation, training and export settings, and presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from apps.core.config import ExportConfig, TrainingConfig
+
+MODEL_TYPES = ("direct", "autoregressive", "encoder-decoder")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    # "sunspots", "seattle-weather", or a CSV file with a time column and value columns.
+    source: str = "sunspots"
+    # Empty: the recipe's columns; for a CSV the first column is the time and every other
+    # column a target unless named as a covariate.
+    time_column: str = ""
+    target_columns: tuple[str, ...] = ()
+    covariate_columns: tuple[str, ...] = ()
+    # Covariates whose future values are known when forecasting (encoder-decoder only).
+    known_future_columns: tuple[str, ...] = ()
+    # Empty cells: "interpolate" (linear in time) or "fail" (name the first one).
+    missing: str = "interpolate"
+    lookback: int = 132
+    horizon: int = 12
+    # Steps between the starts of two training windows (evaluation always uses every window).
+    stride: int = 1
+    # Splits in time order: train, then validation, then the last `test_fraction` as test.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    # "direct" (one dense head for every step), "autoregressive" (feeds predictions back,
+    # teacher forcing in training) or "encoder-decoder" (a decoder over the horizon).
+    model_type: str = "direct"
+    cell: str = "gru"
+    units: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss); empty: point forecast
+    # trained with the mean squared error.
+    quantiles: tuple[float, ...] = ()
+    # Steps of history read by the linear autoregressive highway (LSTNet); 0 turns it off.
+    highway_window: int = 0
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    # Season of the seasonal-naive baseline and of the MASE scale, in steps (at most lookback).
+    season: int = 132
+    # L2 penalty of the ridge baseline on the lookback window (original units).
+    ridge_alpha: float = 10.0
+    # How many test steps the forecast plot shows (0: all).
+    plot_steps: int = 0
+
+
+@dataclasses.dataclass
+class ForecastingConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+def base() -> ForecastingConfig:
+    """The sunspots benchmark: lookback 132 months, horizon 12, GRU(64) with a linear highway."""
+    config = ForecastingConfig()
+    config.model = ModelConfig(units=64, highway_window=132)
+    config.training = TrainingConfig(
+        epochs=60, batch_size=64, learning_rate=1e-3, early_stopping_patience=8
+    )
+    return config
+
+
+def quick() -> ForecastingConfig:
+    """The main job: sunspots with a shorter lookback and a small model; a minute or two."""
+    config = base()
+    config.data.lookback = 48
+    config.model = ModelConfig(units=32, highway_window=48, quantiles=(0.1, 0.5, 0.9))
+    config.evaluation.season = 12
+    config.training = TrainingConfig(
+        epochs=15, batch_size=64, learning_rate=3e-3, early_stopping_patience=4
+    )
+    return config
+
+
+def weather() -> ForecastingConfig:
+    """Seattle weather: tomorrow's week of temp_max from four weeks of every variable."""
+    config = ForecastingConfig()
+    config.data = DataConfig(source="seattle-weather", lookback=28, horizon=7)
+    config.model = ModelConfig(units=32, highway_window=28)
+    config.evaluation = EvaluationConfig(season=7, ridge_alpha=10.0)
+    config.training = TrainingConfig(
+        epochs=40, batch_size=64, learning_rate=1e-3, early_stopping_patience=6
+    )
+    return config
+
+
+def tiny() -> ForecastingConfig:
+    """Seconds: for tests and smoke runs (pair it with a small CSV via --data)."""
+    config = ForecastingConfig()
+    config.data = DataConfig(lookback=16, horizon=4, validation_fraction=0.15,
+                             test_fraction=0.15)
+    config.model = ModelConfig(units=16)
+    config.evaluation = EvaluationConfig(season=12, ridge_alpha=1.0, plot_steps=0)
+    config.training = TrainingConfig(
+        epochs=3, batch_size=16, learning_rate=1e-2, early_stopping_patience=3
+    )
+    return config
+
+
+PRESETS = {"base": base, "quick": quick, "weather": weather, "tiny": tiny}

@@ -1,0 +1,204 @@
+"""Forecasting data: the series by name or file, its time splits and the window datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from apps.core.app import Assets, Datasets
+from apps.core.errors import UserError
+from apps.forecasting.config import MODEL_TYPES, ForecastingConfig
+from pipelines import windows
+from pipelines.errors import DataError
+from pipelines.sources import time_series
+
+
+@dataclasses.dataclass
+class SeriesAssets(Assets):
+    """Column roles and normalization statistics fitted on the training part."""
+
+    target_columns: list[str]
+    covariate_columns: list[str]
+    known_future_columns: list[str]
+    normalization: windows.Normalization
+    # Mean absolute seasonal-naive error on the training part, per target (the MASE scale).
+    seasonal_scale: list[float]
+
+    FILE = "series.json"
+
+    @property
+    def columns(self) -> list[str]:
+        return self.target_columns + self.covariate_columns
+
+    @property
+    def known_future_indices(self) -> list[int]:
+        return [self.columns.index(column) for column in self.known_future_columns]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        values = dataclasses.asdict(self)
+        values["normalization"] = self.normalization.to_json()
+        (directory / self.FILE).write_text(json.dumps(values, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> SeriesAssets:
+        values = json.loads((directory / cls.FILE).read_text())
+        values["normalization"] = windows.Normalization.from_json(values["normalization"])
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class SeriesDatasets(Datasets):
+    """`Datasets` plus the series itself, for baselines, metrics and plots."""
+
+    series: time_series.TimeSeries | None = None
+    splits: dict[str, windows.Split] = dataclasses.field(default_factory=dict)
+    test_starts: np.ndarray | None = None
+
+
+def check_config(config: ForecastingConfig) -> None:
+    """Rejects model settings that cannot work, naming the field."""
+    model, data = config.model, config.data
+    if model.model_type not in MODEL_TYPES:
+        raise UserError(
+            f"model.model_type: unknown type {model.model_type!r}; valid: {', '.join(MODEL_TYPES)}"
+        )
+    levels = model.quantiles
+    if levels and not (
+        all(0.0 < level < 1.0 for level in levels)
+        and all(low < high for low, high in zip(levels[:-1], levels[1:], strict=True))
+    ):
+        raise UserError(
+            f"model.quantiles: expected increasing levels in (0, 1), got {model.quantiles}"
+        )
+    if model.highway_window > data.lookback:
+        raise UserError(
+            f"model.highway_window: {model.highway_window} is longer than data.lookback "
+            f"({data.lookback})"
+        )
+    if not 1 <= config.evaluation.season <= data.lookback:
+        raise UserError(
+            f"evaluation.season: expected 1..data.lookback ({data.lookback}), "
+            f"got {config.evaluation.season}"
+        )
+    for name in ("lookback", "horizon", "stride"):
+        if getattr(data, name) < 1:
+            raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
+
+
+def read_series(config: ForecastingConfig) -> time_series.TimeSeries:
+    data = config.data
+    series = time_series.load_time_series(
+        data.source,
+        time_column=data.time_column,
+        target_columns=data.target_columns,
+        covariate_columns=data.covariate_columns,
+        missing=data.missing,
+    )
+    unknown = [name for name in data.known_future_columns if name not in series.covariate_columns]
+    if unknown:
+        raise UserError(
+            f"data.known_future_columns: {unknown[0]!r} is not a covariate column; covariates: "
+            f"{', '.join(series.covariate_columns) or '(none)'}"
+        )
+    return series
+
+
+def seasonal_scale(values: np.ndarray, season: int) -> list[float]:
+    """Mean absolute difference between values `season` steps apart, per column."""
+    if len(values) <= season:
+        raise DataError(
+            f"the training part ({len(values)} steps) is not longer than the season ({season})"
+        )
+    scale = np.abs(values[season:] - values[:-season]).mean(axis=0)
+    return [float(value) if value > 0 else 1.0 for value in scale]
+
+
+def window_arrays(
+    values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, targets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Histories (windows, lookback, columns) and targets (windows, horizon, targets)."""
+    history_steps = starts[:, None] + np.arange(lookback)
+    target_steps = starts[:, None] + lookback + np.arange(horizon)
+    return values[history_steps], values[target_steps][..., :targets]
+
+
+def load_data(
+    config: ForecastingConfig,
+    assets: SeriesAssets | None = None,
+    whole_as_test: bool = False,
+) -> SeriesDatasets:
+    check_config(config)
+    data = config.data
+    series = read_series(config)
+    if assets is not None and list(series.columns) != assets.columns:
+        raise DataError(
+            f"{data.source}: columns {', '.join(series.columns)} differ from the trained "
+            f"model's {', '.join(assets.columns)}"
+        )
+    window = data.lookback + data.horizon
+    time_series.check_length(series, window, f"one window (lookback {data.lookback} + horizon "
+                             f"{data.horizon})")
+    if whole_as_test:
+        splits = {"test": windows.Split(0, len(series))}
+    else:
+        splits = windows.time_splits(len(series), data.validation_fraction, data.test_fraction)
+        time_series.check_length(
+            series,
+            window + len(splits["validation"]) + len(splits["test"]),
+            f"a training window before the validation and test parts "
+            f"({data.validation_fraction:.0%} and {data.test_fraction:.0%})",
+        )
+    if assets is None:
+        train_values = series.values[: splits["train"].end]
+        targets = len(series.target_columns)
+        assets = SeriesAssets(
+            target_columns=list(series.target_columns),
+            covariate_columns=list(series.covariate_columns),
+            known_future_columns=list(data.known_future_columns),
+            normalization=windows.Normalization.fit(train_values),
+            seasonal_scale=seasonal_scale(train_values[:, :targets], config.evaluation.season),
+        )
+    normalized = assets.normalization.normalize(series.values).astype(np.float32)
+
+    def dataset(name: str, training: bool) -> tf.data.Dataset | None:
+        if name not in splits or len(splits[name]) < data.horizon:
+            return None
+        starts = windows.window_starts(
+            splits[name], data.lookback, data.horizon, data.stride if training else 1
+        )
+        if len(starts) == 0:
+            return None
+        return windows.make_windows(
+            normalized,
+            starts,
+            data.lookback,
+            data.horizon,
+            target_indices=range(len(assets.target_columns)),
+            known_future_indices=assets.known_future_indices,
+            teacher_targets=config.model.model_type == "autoregressive",
+            batch_size=config.training.batch_size,
+            shuffle=training,
+            seed=config.training.seed,
+        )
+
+    test_starts = windows.window_starts(splits["test"], data.lookback, data.horizon)
+    summary = {
+        "steps": {name: len(split) for name, split in splits.items()},
+        "columns": {"targets": assets.target_columns, "covariates": assets.covariate_columns},
+        "test_windows": int(len(test_starts)),
+    }
+    return SeriesDatasets(
+        train=dataset("train", training=True),
+        validation=dataset("validation", training=False),
+        test=dataset("test", training=False),
+        assets=assets,
+        summary=summary,
+        series=series,
+        splits=splits,
+        test_starts=test_starts,
+    )

@@ -1,0 +1,130 @@
+"""Forecast scoring: baselines, metrics and plots on the same test windows.
+
+Baselines: the last observed value, the seasonal naive forecast (the value one season
+earlier) and a ridge regression from the whole lookback window (every column, original
+units) to every horizon step, fitted on the training windows by least squares.
+Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
+the training part) and MAE per horizon step; quantile models add interval coverage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
+    """Repeats each window's last target values: (windows, horizon, targets)."""
+    return np.repeat(histories[:, -1:, :targets], horizon, axis=1)
+
+
+def seasonal_naive_forecast(
+    histories: np.ndarray, horizon: int, targets: int, season: int
+) -> np.ndarray:
+    """Step `h` (1-based) takes the value `season * ceil(h / season)` steps before it."""
+    lookback = histories.shape[1]
+    if not 1 <= season <= lookback:
+        raise ValueError(f"season: expected 1..{lookback} (the lookback), got {season}")
+    steps = lookback - season + np.arange(horizon) % season
+    return histories[:, steps, :targets]
+
+
+def fit_ridge(
+    histories: np.ndarray, futures: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge weights (lookback * columns, horizon * targets) and bias; the bias is unpenalized."""
+    features = histories.reshape(len(histories), -1).astype(np.float64)
+    outputs = futures.reshape(len(futures), -1).astype(np.float64)
+    feature_mean, output_mean = features.mean(axis=0), outputs.mean(axis=0)
+    centered = features - feature_mean
+    gram = centered.T @ centered + alpha * np.eye(centered.shape[1])
+    weights = np.linalg.solve(gram, centered.T @ (outputs - output_mean))
+    return weights, output_mean - feature_mean @ weights
+
+
+def ridge_forecast(histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, horizon: int):
+    flat = histories.reshape(len(histories), -1) @ weights + bias
+    return flat.reshape(len(histories), horizon, -1)  # (windows, horizon, targets)
+
+
+def point_metrics(forecast: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict[str, Any]:
+    """MAE, RMSE and MASE over everything; MAE per horizon step (averaged over targets)."""
+    errors = forecast - truth
+    absolute = np.abs(errors)
+    return {
+        "mae": float(absolute.mean()),
+        "rmse": float(np.sqrt((errors**2).mean())),
+        "mase": float((absolute.mean(axis=(0, 1)) / scale).mean()),
+        "mae_per_step": absolute.mean(axis=(0, 2)).tolist(),
+    }
+
+
+def interval_coverage(
+    quantile_forecast: np.ndarray, truth: np.ndarray, levels: tuple[float, ...]
+) -> dict[str, float]:
+    """Share of truths inside [lowest, highest] quantile, against the nominal share."""
+    low, high = np.argmin(levels), np.argmax(levels)
+    inside = (truth >= quantile_forecast[..., low]) & (truth <= quantile_forecast[..., high])
+    return {
+        "interval": f"{levels[low]:g}-{levels[high]:g}",
+        "coverage": float(inside.mean()),
+        "nominal": float(levels[high] - levels[low]),
+        "mean_width": float((quantile_forecast[..., high] - quantile_forecast[..., low]).mean()),
+    }
+
+
+def plot_forecasts(
+    times: np.ndarray,
+    truth: np.ndarray,
+    forecast_steps: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    target_names: list[str],
+    output: Path,
+    interval: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Truth over the test part and back-to-back forecasts (step indices `forecast_steps`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(
+        len(target_names), 1, figsize=(11, 3.2 * len(target_names)), squeeze=False
+    )
+    for index, (axis, name) in enumerate(zip(axes[:, 0], target_names, strict=True)):
+        axis.plot(times, truth[:, index], color="black", linewidth=1.2, label="truth")
+        forecast_times = times[forecast_steps]
+        if interval is not None:
+            axis.fill_between(
+                forecast_times, interval[0][:, index], interval[1][:, index],
+                color="tab:blue", alpha=0.2, label="interval",
+            )
+        for label, values in forecasts.items():
+            axis.plot(forecast_times, values[:, index], linewidth=1.0, label=label)
+        axis.set_ylabel(name)
+        axis.legend(loc="upper left", fontsize="small")
+    axes[0, 0].set_title("forecasts on the test part (windows laid back to back)")
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+
+
+def plot_step_errors(step_errors: dict[str, list[float]], output: Path) -> None:
+    """MAE per horizon step, one line per forecaster."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for label, errors in step_errors.items():
+        axis.plot(np.arange(1, len(errors) + 1), errors, marker="o", label=label)
+    axis.set_xlabel("horizon step")
+    axis.set_ylabel("MAE (original units)")
+    axis.set_title("error per horizon step on the test windows")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    plt.close(figure)

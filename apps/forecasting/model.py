@@ -1,0 +1,111 @@
+"""Forecasting models: direct, autoregressive and encoder-decoder, point or quantile outputs.
+
+Every model reads normalized windows: `history` (batch, lookback, columns) with the target
+columns first, optionally `future_covariates` (batch, horizon, known) and, for the
+autoregressive model, `teacher_targets` (batch, horizon, targets), read only in training.
+It returns the normalized forecast (batch, horizon, targets), with a last quantile axis
+(batch, horizon, targets, quantiles) when `model.quantiles` is set.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from apps.core import training
+from apps.forecasting.config import ForecastingConfig
+from layers.autoregressive import AutoregressiveDecoder
+from layers.highway import LinearHighway
+from layers.losses import PinballLoss
+from layers.pooling import SequencePooling
+from layers.recurrent_encoder import RecurrentEncoder
+
+DECODER_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def median_index(quantiles: tuple[float, ...]) -> int:
+    """Index of the quantile level nearest 0.5 (the point forecast of a quantile model)."""
+    return min(range(len(quantiles)), key=lambda index: abs(quantiles[index] - 0.5))
+
+
+def build_model(
+    config: ForecastingConfig, targets: int, covariates: int, known_future: int
+) -> keras.Model:
+    """The compiled model for `targets` target and `covariates` covariate columns."""
+    data, settings = config.data, config.model
+    quantiles = tuple(settings.quantiles)
+    outputs_per_target = len(quantiles) or 1
+    output_shape = (data.horizon, targets) + ((len(quantiles),) if quantiles else ())
+
+    history = keras.Input((data.lookback, targets + covariates), name="history")
+    inputs = {"history": history}
+    future = None
+    if known_future:
+        future = keras.Input((data.horizon, known_future), name="future_covariates")
+        inputs["future_covariates"] = future
+    encoder = RecurrentEncoder(
+        settings.units,
+        num_layers=settings.num_layers,
+        cell=settings.cell,
+        bidirectional=settings.bidirectional,
+        dropout=settings.dropout,
+        return_state=settings.model_type != "direct",
+        name="encoder",
+    )
+
+    if settings.model_type == "direct":
+        summary = SequencePooling(modes=("last",), name="last_step")(encoder(history))
+        if future is not None:
+            summary = keras.layers.Concatenate(name="with_future")(
+                [summary, keras.layers.Flatten(name="flat_future")(future)]
+            )
+        summary = keras.layers.Dropout(settings.dropout, name="dropout")(summary)
+        flat = keras.layers.Dense(data.horizon * targets * outputs_per_target, name="head")(
+            summary
+        )
+        forecast = keras.layers.Reshape(output_shape, name="forecast")(flat)
+    elif settings.model_type == "autoregressive":
+        teacher = keras.Input((data.horizon, targets), name="teacher_targets")
+        inputs["teacher_targets"] = teacher
+        _, states = encoder(history)
+        decoder = AutoregressiveDecoder(
+            encoder.state_units,
+            output_units=targets,
+            horizon=data.horizon,
+            cell=settings.cell,
+            num_quantiles=outputs_per_target,
+            feedback_quantile=median_index(quantiles) if quantiles else 0,
+            dropout=settings.dropout,
+            name="decoder",
+        )
+        last_values = history[:, -1, :targets]  # (batch, targets)
+        forecast = decoder(last_values, states, known_future=future, teacher_targets=teacher)
+    else:
+        sequences, states = encoder(history)
+        summary = SequencePooling(modes=("last",), name="last_step")(sequences)
+        decoder_inputs = keras.layers.RepeatVector(data.horizon, name="repeat")(summary)
+        if future is not None:
+            decoder_inputs = keras.layers.Concatenate(name="with_future")([decoder_inputs, future])
+        decoded = DECODER_LAYERS[settings.cell](
+            encoder.state_units, return_sequences=True, name="decoder"
+        )(decoder_inputs, initial_state=states)
+        decoded = keras.layers.Dropout(settings.dropout, name="dropout")(decoded)
+        steps = keras.layers.Dense(targets * outputs_per_target, name="head")(decoded)
+        forecast = keras.layers.Reshape(output_shape, name="forecast")(steps)
+
+    if settings.highway_window:
+        linear = LinearHighway(settings.highway_window, data.horizon, name="highway")(
+            history[:, :, :targets]
+        )
+        if quantiles:
+            linear = keras.layers.Reshape(output_shape[:2] + (1,), name="highway_quantile_axis")(
+                linear
+            )
+        forecast = keras.layers.Add(name="with_highway")([forecast, linear])
+
+    model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
+    model.compile(
+        optimizer=training.optimizer(config.training),
+        loss=PinballLoss(quantiles) if quantiles else "mse",
+        metrics=None if quantiles else ["mae"],
+    )
+    return model
