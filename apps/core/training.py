@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,18 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     with strategy.scope():
         model = app.build_model(config, datasets.assets)
     model.summary(print_fn=lambda line, **_: print(line))
-    history = model.fit(
-        datasets.train,
-        validation_data=datasets.validation,
-        epochs=config.training.epochs,
-        callbacks=callbacks(app, config, workdir),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    with warnings.catch_warnings():
+        # Length-bucketed datasets have no known size: Keras learns the epoch length from the
+        # first epoch and warns when it ends, which is expected here.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(
+            datasets.train,
+            validation_data=datasets.validation,
+            epochs=config.training.epochs,
+            callbacks=callbacks(app, config, workdir),
+            shuffle=False,  # the pipelines shuffle (seeded) themselves
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
     if not (workdir / MODEL_FILE).is_file():
         raise UserError(
             f"training stopped before any checkpoint was written (last logs: "
