@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,6 +31,7 @@ def training_curves(history_file: Path, output: Path) -> None:
             axis.plot(epochs, values, marker="o", label="validation")
         axis.set_title(metric)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.legend()
     figure.tight_layout()
     figure.savefig(output, dpi=100)
