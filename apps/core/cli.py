@@ -1,4 +1,4 @@
-"""The command line every app shares: train, evaluate, export, predict (and an app's own).
+"""The command line every app shares: train, tune, evaluate, export, predict (and an app's own).
 
 User mistakes (`UserError`, `DataError`) print one `error: ...` line and exit with status 2;
 anything else is a bug and keeps its traceback.
@@ -62,9 +62,28 @@ def run_train(app: App, args: argparse.Namespace) -> None:
     from apps.core import training
 
     config = resolve_config(app, args)
+    if args.strategy:
+        config.training.strategy = args.strategy
     workdir = Path(args.workdir)
     model, datasets = training.train(app, config, workdir)
     print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
+
+
+def run_tune(app: App, args: argparse.Namespace) -> None:
+    from apps.core import tuning
+
+    config = resolve_config(app, args)
+    if args.epochs:
+        config.training.epochs = args.epochs
+    tuning.tune(
+        app,
+        config,
+        Path(args.workdir),
+        tuner_name=args.tuner,
+        max_trials=args.max_trials,
+        export_best=args.export_best,
+        export_root=Path(args.export_dir) if args.export_dir else None,
+    )
 
 
 def run_evaluate(app: App, args: argparse.Namespace) -> None:
@@ -161,7 +180,45 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     )
     train.add_argument("--workdir", required=True, help="folder for config, checkpoints, logs")
     add_config_arguments(train, app)
+    train.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi-worker"],
+        help="one device, the GPUs of this machine, or the machines of TF_CONFIG (sets "
+        "training.strategy; training.batch_size is per replica, see docs/scale-out.md)",
+    )
     train.set_defaults(run=run_train)
+
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters with KerasTuner; writes DIR/best_config.json "
+        "(rerun the same command to resume)",
+    )
+    tune.add_argument("--workdir", required=True, help="folder for the trials, logs, results")
+    add_config_arguments(tune, app)
+    tune.add_argument(
+        "--tuner",
+        default="bayesian",
+        choices=["random", "bayesian", "hyperband"],
+        help="search algorithm (default: %(default)s)",
+    )
+    tune.add_argument(
+        "--max-trials",
+        type=int,
+        default=10,
+        help="trials in total, finished ones included (default: %(default)s; not hyperband)",
+    )
+    tune.add_argument(
+        "--epochs", type=int, help="epochs per trial (default: the config's training.epochs)"
+    )
+    tune.add_argument(
+        "--export-best",
+        action="store_true",
+        help="retrain the best config into DIR/best and export it for TF Serving",
+    )
+    tune.add_argument(
+        "--export-dir", help="export root for --export-best (default: the config's)"
+    )
+    tune.set_defaults(run=run_tune)
 
     evaluate = commands.add_parser(
         "evaluate", help="score the best checkpoint; writes DIR/metrics.json and plots"
