@@ -14,7 +14,8 @@ Example:
   rnn-forecast train --workdir runs/forecast --preset quick
   rnn-forecast evaluate --workdir runs/forecast
   rnn-forecast export --workdir runs/forecast
-  rnn-forecast predict --model saved_models/forecasting --input series.csv --output next.csv
+  rnn-forecast tail --data sunspots --steps 48 --output recent.csv
+  rnn-forecast predict --model saved_models/forecasting --input recent.csv --output next.csv
 """
 
 from __future__ import annotations
@@ -67,6 +68,23 @@ def future_times(times: np.ndarray, horizon: int) -> list[str]:
         return [stamp.strftime("%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S") for stamp in following]
     step = times[-1] - times[-2] if len(times) > 1 else 1
     return [str(times[-1] + step * offset) for offset in range(1, horizon + 1)]
+
+
+def run_tail(app: App, args) -> None:
+    """`tail`: the last `--steps` rows of `--data` (recipe columns, targets first) as CSV."""
+    if args.steps < 1:
+        raise UserError(f"--steps: expected a positive integer, got {args.steps}")
+    series = time_series.load_time_series(args.data)
+    frame = pd.DataFrame(series.values[-args.steps :], columns=list(series.columns))
+    times = pd.Index(series.times[-args.steps :])
+    if isinstance(times, pd.DatetimeIndex):
+        times = times.strftime("%Y-%m-%d")
+    frame.insert(0, "time", times)
+    text = frame.to_csv(index=False, float_format="%.6g")
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 class ForecastingApp(App):
@@ -240,6 +258,15 @@ class ForecastingApp(App):
             sys.stdout.write(buffer.getvalue())
         else:
             output.write_text(buffer.getvalue())
+
+    def add_commands(self, commands) -> None:
+        tail = commands.add_parser(
+            "tail", help="write the last steps of a dataset as CSV (an input for predict)"
+        )
+        tail.add_argument("--data", required=True, help="a dataset name or CSV file")
+        tail.add_argument("--steps", type=int, required=True, help="how many last steps")
+        tail.add_argument("--output", help="write here instead of stdout")
+        tail.set_defaults(run=run_tail)
 
     def search_space(self, hp, config):
         return search_space.search_space(hp, config)

@@ -164,3 +164,11 @@ def test_predict_rejects_a_short_or_malformed_series(trained, tmp_path, capsys):
     code, _, err = run_cli("predict", "--model", trained["version"], "--input", wide,
                            capsys=capsys)
     assert code == 2 and "the model reads 1" in err
+
+
+def test_tail_writes_the_last_steps_as_predict_input(tmp_path, capsys):
+    data = tmp_path / "series.csv"
+    sine_frame(30).to_csv(data, index=False)
+    code, out, err = run_cli("tail", "--data", data, "--steps", 2, capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines() == ["time,level", "1992-05-01,67.3205", "1992-06-01,60"]
