@@ -1,0 +1,5 @@
+import sys
+
+from apps.translation import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""Translation config: data, model, decoding, training and export settings, and the presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from apps.core.config import ExportConfig, TrainingConfig
+
+
+@dataclasses.dataclass
+class DataConfig:
+    # "ding-de-en" (Ding dictionary example sentences, German -> English), "tfds:NAME"
+    # (e.g. tfds:ted_hrlr_translate/pt_to_en), or a .tsv/.csv file with a header or an
+    # Anki/Tatoeba .txt file.
+    source: str = "ding-de-en"
+    # Columns of a user file: header names for .tsv/.csv (default "source"/"target"),
+    # 0-based indices for .txt (default "0"/"1").
+    source_column: str = ""
+    target_column: str = ""
+    # Translate the other way (e.g. English -> German on ding-de-en).
+    reverse: bool = False
+    # Seeded shuffle after deduplication by source sentence, then test and validation.
+    split_seed: int = 0
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    # Use only the first N distinct pairs after the shuffle (0 = all).
+    limit: int = 0
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    # WordPiece subwords learned on the training split, or whole words.
+    subwords: bool = True
+    lowercase: bool = True
+    source_vocabulary_size: int = 8000
+    target_vocabulary_size: int = 8000
+    # Tokens, [START] and [END] included: longer training pairs are dropped, longer served
+    # sources are truncated.
+    max_source_length: int = 64
+    max_target_length: int = 64
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.1
+    cell: str = "gru"
+    # Encoder width per direction; the decoder is as wide as the encoder's final state.
+    units: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    encoder_dropout: float = 0.0
+    # "additive" (Bahdanau) or "multiplicative" (Luong).
+    attention: str = "additive"
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+
+
+@dataclasses.dataclass
+class DecodingConfig:
+    # Beam search width for evaluation and the export's `beam_search` signature.
+    beam_width: int = 4
+    # GNMT length-penalty exponent (0 ranks beams by raw log-probability).
+    length_penalty: float = 0.6
+    # Beam width of `serving_default`: 1 is greedy search.
+    serving_beam_width: int = 1
+    # Output length limit: ratio * source tokens + offset, at most model.max_target_length.
+    max_length_ratio: float = 1.5
+    max_length_offset: int = 5
+    # Test examples printed by `evaluate`.
+    samples: int = 5
+
+
+@dataclasses.dataclass
+class TranslationConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    decoding: DecodingConfig = dataclasses.field(default_factory=DecodingConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+def base() -> TranslationConfig:
+    """The quality benchmark on ding-de-en: subwords, BiGRU(128) + additive attention."""
+    config = TranslationConfig()
+    config.training = TrainingConfig(
+        epochs=20, batch_size=64, learning_rate=2e-3, weight_decay=1e-4,
+        early_stopping_patience=3,
+    )  # fmt: skip
+    return config
+
+
+def small() -> TranslationConfig:
+    """A few minutes on 2 cores (the README's main job): word level, BiGRU(64), 3 epochs."""
+    config = TranslationConfig()
+    config.model = ModelConfig(
+        subwords=False, source_vocabulary_size=5000, target_vocabulary_size=5000,
+        max_source_length=24, max_target_length=24, embedding_dim=64, units=64,
+        dropout=0.2,
+    )  # fmt: skip
+    config.training = TrainingConfig(
+        epochs=3, batch_size=64, learning_rate=3e-3, early_stopping_patience=2
+    )
+    return config
+
+
+def tiny() -> TranslationConfig:
+    """Seconds: for tests and smoke runs on small files."""
+    config = TranslationConfig()
+    config.data.validation_fraction = 0.1
+    config.data.test_fraction = 0.1
+    config.model = ModelConfig(
+        subwords=False, source_vocabulary_size=200, target_vocabulary_size=200,
+        max_source_length=16, max_target_length=16, embedding_dim=16, embedding_dropout=0.0,
+        units=24, dropout=0.0, label_smoothing=0.0,
+    )  # fmt: skip
+    config.training = TrainingConfig(
+        epochs=3, batch_size=32, learning_rate=1e-2, early_stopping_patience=5
+    )
+    config.decoding.samples = 2
+    return config
+
+
+PRESETS = {"base": base, "small": small, "tiny": tiny}

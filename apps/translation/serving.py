@@ -1,0 +1,72 @@
+"""The translation export: `source` (tf.string, [None]) -> `translation` and `score`.
+
+`serving_default` decodes with `decoding.serving_beam_width` (1: greedy search); when
+`decoding.beam_width` differs from it and is above 1, a second signature `beam_search` decodes
+with that width. Both tokenize, search and detokenize inside the graph, a whole batch in one
+call. An empty source gives an empty translation with score 0; a long source is cut to
+`model.max_source_length` tokens; bytes that are not UTF-8 become U+FFFD.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.core.app import Endpoints
+from apps.translation.config import TranslationConfig
+from apps.translation.data import TranslationAssets
+from apps.translation.model import Translator
+from pipelines.translation import SentenceTokenizer, add_start_end
+
+
+def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int) -> tf.Tensor:
+    """Strings `(batch,)` -> zero-padded int32 ids `(batch, time)` with [START] and [END]."""
+    tokens = tokenizer.tokenize(sources)[:, : max_length - 2]
+    return add_start_end(tokens).to_tensor()
+
+
+def translation_function(
+    translator: Translator,
+    source_tokenizer: SentenceTokenizer,
+    target_tokenizer: SentenceTokenizer,
+    config: TranslationConfig,
+    beam_width: int,
+):
+    """A `tf.function` from a batch of source strings to translations and scores."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
+    def translate(source):
+        ids = source_ids(source_tokenizer, source, config.model.max_source_length)
+        tokens, scores = translator.translate(ids, beam_width=beam_width)
+        translations = target_tokenizer.detokenize(tokens)
+        empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
+        return {
+            "translation": tf.where(empty, tf.constant(""), translations),
+            "score": tf.where(empty, tf.constant(0.0), tf.cast(scores, tf.float32)),
+        }
+
+    return translate
+
+
+def endpoints(
+    model: keras.Model, config: TranslationConfig, assets: TranslationAssets
+) -> Endpoints:
+    source_tokenizer, target_tokenizer = assets.tokenizers()
+    translator = Translator(model, config.decoding, config.model.max_target_length)
+    decoding = config.decoding
+    functions = {
+        "serving_default": translation_function(
+            translator, source_tokenizer, target_tokenizer, config, decoding.serving_beam_width
+        )
+    }
+    if decoding.beam_width > 1 and decoding.beam_width != decoding.serving_beam_width:
+        functions["beam_search"] = translation_function(
+            translator, source_tokenizer, target_tokenizer, config, decoding.beam_width
+        )
+    return Endpoints(functions=functions, resources=[source_tokenizer, target_tokenizer])
+
+
+def example_request() -> dict[str, np.ndarray]:
+    sources = ["Wir müssen miteinander reden.", "Das Wetter ist heute schön.", ""]
+    return {"source": np.array(sources, dtype=object)}
