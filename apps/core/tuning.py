@@ -166,12 +166,16 @@ def make_tuner(
 def check_settings(workdir: Path, settings: dict[str, Any]) -> None:
     """Records the search settings; refuses to resume a search made under other settings."""
     settings_file = workdir / SETTINGS_FILE
-    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+    text = json.dumps(settings, indent=2) + "\n"
+    if settings_file.is_file() and json.loads(settings_file.read_text()) != json.loads(text):
         raise UserError(
             f"{workdir} holds a search with other settings ({settings_file}); rerun the same "
             f"command to resume it, or use a new --workdir"
         )
-    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    # Written aside and renamed: a chief and its workers may share the work dir.
+    staging = workdir / f".{SETTINGS_FILE}.{os.getpid()}"
+    staging.write_text(text)
+    staging.replace(settings_file)
 
 
 def results_rows(trials: list[Any], app: App) -> list[dict[str, Any]]:

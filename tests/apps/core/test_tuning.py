@@ -1,0 +1,131 @@
+"""`tune` on the sentiment app's tiny preset: a two-trial search, its replay, and a resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.sentiment import main
+
+POSITIVE = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
+NEGATIVE = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
+FILLER = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]
+REPOSITORY = Path(__file__).resolve().parents[3]
+
+
+def write_reviews(path: Path, count: int, seed: int = 0) -> Path:
+    """A CSV of short reviews whose label is carried by one sentiment word among filler."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "stars"])
+        for _ in range(count):
+            label = rng.choice(["pos", "neg"])
+            words = rng.choices(FILLER, k=rng.randint(2, 12))
+            words.insert(rng.randrange(len(words) + 1),
+                         rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+def tiny_search_args(data: Path, workdir: Path, max_trials: int = 2) -> list[str]:
+    # units and embedding_dim moved onto the search space's choices (tiny's 8 and 16 are not).
+    return ["tune", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
+            "--set", "data.text_column=review", "--set", "data.label_column=stars",
+            "--set", "model.units=32", "--set", "model.embedding_dim=64",
+            "--tuner", "random", "--max-trials", str(max_trials), "--epochs", "1"]
+
+
+def trial_files(workdir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text())
+            for path in sorted((workdir / "trials").glob("trial_*/trial.json"))}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_reviews(tmp_path_factory.mktemp("reviews") / "reviews.csv", 240)
+
+
+def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_path, capsys):
+    workdir = tmp_path / "search"
+    export_root = tmp_path / "saved_models"
+    code = main(tiny_search_args(data, workdir)
+                + ["--export-best", "--export-dir", str(export_root)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "best trials (2 finished, objective val_accuracy max)" in out
+
+    trials = trial_files(workdir)
+    assert sorted(trials) == ["trial_0", "trial_1"]
+    assert all(trial["status"] == "COMPLETED" for trial in trials.values())
+    rows = list(csv.DictReader((workdir / "results.csv").open()))
+    assert [float(row["val_accuracy"]) for row in rows] == sorted(
+        (trial["score"] for trial in trials.values()), reverse=True)
+    best = trials[f"trial_{rows[0]['trial']}"]
+
+    # The best config holds the best trial's values and is what --export-best trained.
+    best_config = json.loads((workdir / "best_config.json").read_text())
+    values = best["hyperparameters"]["values"]
+    assert best_config["model"]["units"] == values["units"]
+    assert best_config["training"]["batch_size"] == values["batch_size"]
+    assert best_config["training"]["learning_rate"] == values["learning_rate"]
+    assert json.loads((workdir / "best" / "config.json").read_text()) == best_config
+
+    # Seeded replay on CPU: the same validation accuracy and loss, bit for bit.
+    with (workdir / "best" / "history.csv").open() as handle:
+        (epoch,) = list(csv.DictReader(handle))
+    assert float(epoch["val_accuracy"]) == best["score"]
+    assert float(epoch["val_loss"]) == best["metrics"]["metrics"]["val_loss"]["observations"][0][
+        "value"][0]
+
+    assert (export_root / "sentiment" / "1" / "saved_model.pb").is_file()
+    for trial_id in ["0", "1"]:
+        events = list((workdir / "logs" / trial_id).rglob("events.out.tfevents*"))
+        assert any(b"hparams" in path.read_bytes() for path in events), trial_id
+
+    # A rerun of a finished search runs no trial; other settings are refused.
+    assert main(tiny_search_args(data, workdir)) == 0
+    assert "Running Trial" not in capsys.readouterr().out
+    assert trial_files(workdir) == trials
+    code = main(tiny_search_args(data, workdir) + ["--set", "training.seed=7"])
+    assert code == 2
+    assert "holds a search with other settings" in capsys.readouterr().err
+
+
+def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_path):
+    workdir = tmp_path / "search"
+    command = [sys.executable, "-m", "apps.sentiment", *tiny_search_args(data, workdir)]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY,
+                             env=environment, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (workdir / "trials" / "trial_1" / "trial.json").is_file():
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the first trial did not finish in time"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    before = trial_files(workdir)
+    assert before["trial_0"]["status"] == "COMPLETED"
+    assert before["trial_1"]["status"] == "RUNNING"
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                            cwd=REPOSITORY, env=environment)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("trial finished in") == 1
+    after = trial_files(workdir)
+    assert after["trial_0"] == before["trial_0"]
+    assert after["trial_1"]["status"] == "COMPLETED"
+    assert after["trial_1"]["hyperparameters"] == before["trial_1"]["hyperparameters"]
+    assert "best trials (2 finished" in second.stdout
+
