@@ -170,6 +170,10 @@ class TranslationApp(App):
             )  # fmt: skip
             translations, _, seconds = translate_all(function, sources)
             metrics[f"bleu_{search_name}"] = corpus_bleu(references, translations)
+            metrics[f"exact_match_{search_name}"] = float(
+                np.mean([hypothesis == reference
+                         for hypothesis, reference in zip(translations, references, strict=True)])
+            )  # fmt: skip
             metrics[f"sentences_per_second_{search_name}"] = len(sources) / max(seconds, 1e-9)
             samples[search_name] = translations
         count = min(config.decoding.samples, len(sources))

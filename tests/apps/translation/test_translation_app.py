@@ -1,0 +1,137 @@
+"""The translation app end to end on the tiny preset: it must learn to reverse word sequences."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.translation import APP, main
+
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+         "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"]
+
+
+def write_reversal_pairs(path: Path, count: int, seed: int = 0) -> Path:
+    """A TSV of 2-5 word sequences and the same words reversed, every source distinct."""
+    rng = random.Random(seed)
+    seen = set()
+    lines = ["words\treversed"]
+    while len(seen) < count:
+        words = tuple(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
+        if words not in seen:
+            seen.add(words)
+            lines.append(f"{' '.join(words)}\t{' '.join(reversed(words))}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+COLUMNS = ["--set", "data.source_column=words", "--set", "data.target_column=reversed"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained to reverse 1,200 sequences, evaluated and exported."""
+    root = tmp_path_factory.mktemp("translation")
+    data = write_reversal_pairs(root / "reverse.tsv", 1500)
+    workdir = root / "run"
+    assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
+                 "--set", "training.epochs=6", *COLUMNS]) == 0
+    assert main(["evaluate", "--workdir", str(workdir)]) == 0
+    export_root = root / "saved_models"
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    return {"root": root, "workdir": workdir, "export": export_root / "translation" / "1"}
+
+
+def test_tiny_model_learns_to_reverse_held_out_sequences(trained):
+    metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
+    assert metrics["split"] == {"train": 1200, "validation": 150, "test": 150}
+    assert metrics["exact_match_greedy"] >= 0.9, metrics
+    assert metrics["exact_match_beam4"] >= metrics["exact_match_greedy"] - 0.02, metrics
+    assert metrics["bleu_greedy"] >= 90.0 and metrics["token_accuracy"] >= 0.95
+    sample = metrics["samples"][0]
+    assert sample["reference"] == " ".join(reversed(sample["source"].split()))
+
+
+def test_fresh_process_answers_including_bad_input(trained, fresh_process_client):
+    instances = [
+        "alpha bravo charlie",
+        "",
+        "kilo zebra lima",
+        "kilo " * 2500,
+        {"b64": base64.b64encode(b"mike \xff\xfe lima").decode()},
+    ]
+    answer = fresh_process_client(trained["export"], {"instances": instances})
+    assert answer["project_modules_loaded"] == []
+    translation, score = answer["outputs"]["translation"], answer["outputs"]["score"]
+    assert translation["dtype"] == "string" and translation["shape"] == [5]
+    assert score["dtype"] == "float32" and score["shape"] == [5]
+    assert translation["value"][0] == "charlie bravo alpha"
+    assert translation["value"][1] == "" and score["value"][1] == 0.0
+    assert all(value < 0.0 for index, value in enumerate(score["value"]) if index != 1)
+    assert translation["value"][3].split()[0] == "kilo"  # answered after truncation
+    assert (trained["export"] / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_one_call_decodes_a_batch_of_64_like_single_sentences(trained):
+    loaded = tf.saved_model.load(str(trained["export"]))
+    assert set(loaded.signatures) == {"serving_default", "beam_search"}
+    rng = random.Random(5)
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6)))
+                 for _ in range(64)]
+    for name in ("serving_default", "beam_search"):
+        batch = loaded.signatures[name](source=tf.constant(sentences))
+        assert batch["translation"].shape == (64,)
+        for index in (0, 17, 63):
+            single = loaded.signatures[name](source=tf.constant(sentences[index : index + 1]))
+            assert single["translation"].numpy()[0] == batch["translation"].numpy()[index]
+            np.testing.assert_allclose(single["score"][0], batch["score"][index], atol=1e-4)
+
+
+def test_translate_command_plots_attention(trained, capsys):
+    png = trained["root"] / "attention.png"
+    assert main(["translate", "--workdir", str(trained["workdir"]), "--plot-attention", str(png),
+                 "--beam-width", "2", "alpha bravo", "kilo lima mike"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{")]
+    assert [row["translation"] for row in rows] == ["bravo alpha", "mike lima kilo"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_empty_pairs_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    rows = [f"{w} {v}\t{v} {w}" for w in WORDS for v in WORDS[:4]] + ["\tlonely", "orphan\t"]
+    path.write_text("words\treversed\n" + "\n".join(rows) + "\n")
+    config = APP.make_config("tiny")
+    config.data.source = str(path)
+    config.data.source_column, config.data.target_column = "words", "reversed"
+    datasets = APP.load_data(config)
+    assert datasets.summary["skipped_empty"] == 2
+    assert datasets.summary["pairs"] == 64
+    inputs, targets = next(iter(datasets.train))
+    assert set(inputs) == {"source", "target_in"}
+
+
+@pytest.mark.parametrize(
+    ("file_text", "args", "expected"),
+    [
+        (None, ["--data", "imaginary"], "unknown --data 'imaginary'"),
+        ("words\tother\na b\tb a\n", ["--data", "FILE"], "no column 'reversed'; columns found"),
+        ("words\treversed\n\t\n", ["--data", "FILE"], "no sentence pairs"),
+        (None, ["--set", "model.colour=blue"], "unknown config key 'model.colour'"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
+    if file_text is not None:
+        path = tmp_path / "pairs.tsv"
+        path.write_text(file_text)
+        args = [str(path) if arg == "FILE" else arg for arg in args]
+    code = main(["train", "--workdir", str(tmp_path / "run"), "--preset", "tiny", *COLUMNS,
+                 *args])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and expected in error and len(error.splitlines()) == 1, error
