@@ -141,7 +141,7 @@ def markdown(results: dict) -> str:
         f"- paired difference app - peer: {summary['difference']['mean']:+.4f} "
         f"(std {summary['difference']['std']:.4f}, standard error "
         f"{summary['difference_standard_error']:.4f}); app ahead on "
-        f"{summary['folds_app_ahead']} of {results['folds']} folds",
+        f"{summary['folds_app_ahead']} of {len(results['per_fold'])} folds run",
         f"- wall time of the whole run: {results['wall_seconds'] / 60:.0f} min "
         "(2 shared CPU cores, other jobs running concurrently)",
     ]
