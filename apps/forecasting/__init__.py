@@ -111,6 +111,9 @@ class ForecastingApp(App):
             targets=len(assets.target_columns),
             covariates=len(assets.covariate_columns),
             known_future=len(assets.known_future_columns),
+            highway_weights=(
+                (assets.highway_kernel, assets.highway_bias) if assets.highway_kernel else None
+            ),
         )
 
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:

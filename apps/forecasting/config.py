@@ -46,6 +46,11 @@ class ModelConfig:
     quantiles: tuple[float, ...] = ()
     # Steps of history read by the linear autoregressive highway (LSTNet); 0 turns it off.
     highway_window: int = 0
+    # True: the highway starts from the ridge solution on the training windows (L2 penalty
+    # `highway_alpha`, normalized units) and the recurrent head from zero, so training starts
+    # at the linear forecast and the recurrent part learns its residual.
+    highway_least_squares: bool = True
+    highway_alpha: float = 1.0
 
 
 @dataclasses.dataclass

@@ -27,6 +27,9 @@ class SeriesAssets(Assets):
     normalization: windows.Normalization
     # Mean absolute seasonal-naive error on the training part, per target (the MASE scale).
     seasonal_scale: list[float]
+    # Least-squares start of the linear highway: kernel (window, horizon) and bias (horizon).
+    highway_kernel: list[list[float]] = dataclasses.field(default_factory=list)
+    highway_bias: list[float] = dataclasses.field(default_factory=list)
 
     FILE = "series.json"
 
@@ -118,6 +121,25 @@ def seasonal_scale(values: np.ndarray, season: int) -> list[float]:
     return [float(value) if value > 0 else 1.0 for value in scale]
 
 
+def fit_highway(
+    normalized: np.ndarray, starts: np.ndarray, config: ForecastingConfig, targets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge from each target's last `highway_window` values to its next `horizon` values.
+
+    One set of weights serves every target (the highway shares them); the bias is unpenalized.
+    """
+    data, window = config.data, config.model.highway_window
+    histories, futures = window_arrays(normalized, starts, data.lookback, data.horizon, targets)
+    # (windows * targets, window) and (windows * targets, horizon)
+    features = np.moveaxis(histories[:, -window:, :targets], 2, 1).reshape(-1, window)
+    outputs = np.moveaxis(futures, 2, 1).reshape(-1, data.horizon)
+    feature_mean, output_mean = features.mean(axis=0), outputs.mean(axis=0)
+    centered = features - feature_mean
+    gram = centered.T @ centered + config.model.highway_alpha * np.eye(window)
+    kernel = np.linalg.solve(gram, centered.T @ (outputs - output_mean))
+    return kernel, output_mean - feature_mean @ kernel
+
+
 def window_arrays(
     values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, targets: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +186,14 @@ def load_data(
             seasonal_scale=seasonal_scale(train_values[:, :targets], config.evaluation.season),
         )
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
+    model = config.model
+    needs_highway = model.highway_window and model.highway_least_squares
+    if needs_highway and not assets.highway_kernel and "train" in splits:
+        train_starts = windows.window_starts(splits["train"], data.lookback, data.horizon)
+        kernel, bias = fit_highway(
+            normalized.astype(np.float64), train_starts, config, len(assets.target_columns)
+        )
+        assets.highway_kernel, assets.highway_bias = kernel.tolist(), bias.tolist()
 
     def dataset(name: str, training: bool) -> tf.data.Dataset | None:
         if name not in splits or len(splits[name]) < data.horizon:

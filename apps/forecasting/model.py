@@ -10,6 +10,7 @@ It returns the normalized forecast (batch, horizon, targets), with a last quanti
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from apps.core import training
 from apps.forecasting.config import ForecastingConfig
@@ -28,14 +29,24 @@ def median_index(quantiles: tuple[float, ...]) -> int:
 
 
 def build_model(
-    config: ForecastingConfig, targets: int, covariates: int, known_future: int
+    config: ForecastingConfig,
+    targets: int,
+    covariates: int,
+    known_future: int,
+    highway_weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
-    """The compiled model for `targets` target and `covariates` covariate columns."""
+    """The compiled model for `targets` target and `covariates` covariate columns.
+
+    With `highway_weights` (kernel, bias) the highway starts from them and the recurrent
+    model's output layer from zero, so the untrained model is the linear forecast.
+    """
     data, settings = config.data, config.model
     quantiles = tuple(settings.quantiles)
     outputs_per_target = len(quantiles) or 1
     output_shape = (data.horizon, targets) + ((len(quantiles),) if quantiles else ())
 
+    warm_start = bool(settings.highway_window) and highway_weights is not None
+    head_init = "zeros" if warm_start else "glorot_uniform"
     history = keras.Input((data.lookback, targets + covariates), name="history")
     inputs = {"history": history}
     future = None
@@ -59,9 +70,10 @@ def build_model(
                 [summary, keras.layers.Flatten(name="flat_future")(future)]
             )
         summary = keras.layers.Dropout(settings.dropout, name="dropout")(summary)
-        flat = keras.layers.Dense(data.horizon * targets * outputs_per_target, name="head")(
-            summary
-        )
+        flat = keras.layers.Dense(
+            data.horizon * targets * outputs_per_target, kernel_initializer=head_init,
+            name="head",
+        )(summary)
         forecast = keras.layers.Reshape(output_shape, name="forecast")(flat)
     elif settings.model_type == "autoregressive":
         teacher = keras.Input((data.horizon, targets), name="teacher_targets")
@@ -89,7 +101,9 @@ def build_model(
             encoder.state_units, return_sequences=True, name="decoder"
         )(decoder_inputs, initial_state=states)
         decoded = keras.layers.Dropout(settings.dropout, name="dropout")(decoded)
-        steps = keras.layers.Dense(targets * outputs_per_target, name="head")(decoded)
+        steps = keras.layers.Dense(
+            targets * outputs_per_target, kernel_initializer=head_init, name="head"
+        )(decoded)
         forecast = keras.layers.Reshape(output_shape, name="forecast")(steps)
 
     if settings.highway_window:
@@ -103,6 +117,10 @@ def build_model(
         forecast = keras.layers.Add(name="with_highway")([forecast, linear])
 
     model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
+    if warm_start:
+        model.get_layer("highway").dense.set_weights(
+            [np.asarray(weights, np.float32) for weights in highway_weights]
+        )
     model.compile(
         optimizer=training.optimizer(config.training),
         loss=PinballLoss(quantiles) if quantiles else "mse",

@@ -71,3 +71,21 @@ def test_model_learns_a_sine(sine_csv, overrides, epochs):
     last_value_error = np.abs(histories[:, -1:, :1] - truth).mean()
     model_error = np.abs(forecast - truth).mean()
     assert model_error < 0.2 * last_value_error, (model_error, last_value_error)
+
+
+def test_least_squares_highway_start_is_the_linear_forecast(sine_csv):
+    """A sine obeys a linear recurrence, so the warm-started model is exact before training."""
+    config = config_lib.tiny()
+    config.data.source = sine_csv
+    config.data.target_columns = ("level",)
+    config.model.highway_window = 16
+    config.model.highway_alpha = 1e-6
+    app = ForecastingApp()
+    datasets = app.load_data(config)
+    assert np.shape(datasets.assets.highway_kernel) == (16, 4)
+    model = app.build_model(config, datasets.assets)
+    inputs, targets = next(iter(datasets.test))
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), targets, atol=1e-3)
+    config.model.highway_least_squares = False
+    cold = app.build_model(config, app.load_data(config).assets)
+    assert np.abs(cold.predict(inputs, verbose=0) - targets.numpy()).mean() > 0.05
