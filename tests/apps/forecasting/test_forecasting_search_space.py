@@ -1,0 +1,17 @@
+import keras_tuner
+
+from apps.forecasting import APP
+from apps.forecasting import config as config_lib
+
+
+def test_search_space_defaults_keep_the_config_and_choices_apply():
+    base = config_lib.base()
+    hp = keras_tuner.HyperParameters()
+    config = APP.search_space(hp, base)
+    assert config == base and config is not base
+    assert set(hp.values) == {"model_type", "cell", "units", "num_layers", "dropout",
+                              "lookback", "learning_rate", "batch_size"}
+    hp.values.update({"lookback": 264, "model_type": "encoder-decoder", "units": 16})
+    chosen = APP.search_space(hp, base)
+    assert chosen.data.lookback == 264 and chosen.model.highway_window == 264
+    assert chosen.model.model_type == "encoder-decoder" and chosen.model.units == 16
