@@ -77,10 +77,18 @@ class TranslationConfig:
 
 
 def base() -> TranslationConfig:
-    """The quality benchmark on ding-de-en: subwords, BiGRU(128) + additive attention."""
+    """The quality benchmark on ding-de-en: subwords, BiGRU(96) + Luong attention, 15 minutes.
+
+    The output layer over the target vocabulary dominates the cost on CPU, so the vocabularies
+    (4,000 subwords) and the decoder (192 wide) are kept small.
+    """
     config = TranslationConfig()
+    config.model = ModelConfig(
+        source_vocabulary_size=4000, target_vocabulary_size=4000, embedding_dim=128, units=96,
+        embedding_dropout=0.0, attention="multiplicative", dropout=0.2,
+    )  # fmt: skip
     config.training = TrainingConfig(
-        epochs=20, batch_size=64, learning_rate=2e-3, weight_decay=1e-4,
+        epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=1e-4, clip_norm=5.0,
         early_stopping_patience=3,
     )  # fmt: skip
     return config
