@@ -69,7 +69,7 @@ def greedy_search(
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
     batch_size = ops.shape(start_tokens)[0]
-    total_length = ops.max(maximum_lengths)
+    total_length = ops.max(maximum_lengths, initial=1)
     tokens = ops.full((batch_size, total_length), pad_token_id, dtype="int32")
     scores = ops.zeros((batch_size,), dtype="float32")
     finished = ops.zeros((batch_size,), dtype="bool")
@@ -148,7 +148,7 @@ def beam_search(
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
     batch_size = ops.shape(start_tokens)[0]
-    total_length = ops.max(maximum_lengths)
+    total_length = ops.max(maximum_lengths, initial=1)
     flat_size = batch_size * beam_width
 
     def tile(tensor):
