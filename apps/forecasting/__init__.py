@@ -160,7 +160,7 @@ class ForecastingApp(App):
             name: evaluation.point_metrics(values, truth, scale)
             for name, values in forecasts.items()
         }
-        if quantiles:
+        if len(quantiles) > 1:
             metrics["model"]["interval"] = evaluation.interval_coverage(levels, truth, quantiles)
         best_baseline = min(
             (name for name in metrics if name != "model"), key=lambda name: metrics[name]["mae"]
@@ -183,7 +183,7 @@ class ForecastingApp(App):
         if "ridge" in forecasts:
             shown["ridge"] = tiled(forecasts["ridge"])
         interval = None
-        if quantiles:
+        if len(quantiles) > 1:
             low, high = int(np.argmin(quantiles)), int(np.argmax(quantiles))
             interval = (tiled(levels[..., low]), tiled(levels[..., high]))
         evaluation.plot_forecasts(
