@@ -45,6 +45,9 @@ class ModelConfig:
     pooling: tuple[str, ...] = ("max", "mean")
     hidden_units: int = 0
     dropout: float = 0.5
+    # A linear bag of unigrams and hashed bigrams added to the logits (wide and deep).
+    ngram_bag: bool = False
+    bigram_buckets: int = 2**18
 
 
 @dataclasses.dataclass

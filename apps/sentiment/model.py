@@ -10,6 +10,7 @@ import keras
 
 from apps.core.training import optimizer
 from apps.sentiment.config import SentimentConfig
+from layers.ngram_bag import NgramBag
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
@@ -37,7 +38,13 @@ def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int)
     if model.hidden_units:
         x = keras.layers.Dense(model.hidden_units, activation="relu", name="hidden")(x)
         x = keras.layers.Dropout(model.dropout, name="hidden_dropout")(x)
-    probabilities = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    logits = keras.layers.Dense(num_classes, name="classifier")(x)
+    if model.ngram_bag:
+        wide_logits = NgramBag(
+            vocabulary_size, num_classes, bigram_buckets=model.bigram_buckets, name="ngram_bag"
+        )(token_ids)
+        logits = keras.layers.Add(name="wide_and_deep")([logits, wide_logits])
+    probabilities = keras.layers.Softmax(name="probabilities")(logits)
     classifier = keras.Model(token_ids, probabilities, name="sentiment_classifier")
     classifier.compile(
         optimizer=optimizer(config.training),
