@@ -14,3 +14,17 @@ $BIN/rnn-sentiment predict --model saved_models/sentiment \
   "A gripping, beautifully acted film that stays with you." \
   "Dull, predictable and far too long." \
   "The plot is thin, but the performances make it worth watching."
+
+echo "== forecasting: quick preset on monthly sunspots =="
+$BIN/rnn-forecast train --workdir "$RUNS/forecasting" --preset quick
+$BIN/rnn-forecast evaluate --workdir "$RUNS/forecasting"
+$BIN/rnn-forecast export --workdir "$RUNS/forecasting"
+$BIN/rnn-forecast tail --data sunspots --steps 48 --output "$RUNS/sunspots-recent.csv"
+$BIN/rnn-forecast predict --model saved_models/forecasting --input "$RUNS/sunspots-recent.csv"
+
+echo "== translation: small preset on the Ding German-English sentences =="
+$BIN/rnn-translate train --workdir "$RUNS/translation" --preset small
+$BIN/rnn-translate evaluate --workdir "$RUNS/translation"
+$BIN/rnn-translate export --workdir "$RUNS/translation"
+$BIN/rnn-translate predict --model saved_models/translation \
+  "Das ist ein gutes Buch." "Ich habe keine Zeit." "Wo ist der Bahnhof?"

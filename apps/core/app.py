@@ -70,6 +70,8 @@ class App:
     """Hooks an app fills in; see the module docstring for the work-dir lifecycle."""
 
     name: str = ""
+    # The console script, e.g. "rnn-sentiment" (usage lines and help).
+    command: str = ""
     config_class: type = object
     presets: dict[str, Callable[[], Any]] = {}
     default_preset: str = "base"

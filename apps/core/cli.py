@@ -168,7 +168,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:
 
 def build_parser(app: App) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"rnn-{app.name}",
+        prog=app.command,
         description=app.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

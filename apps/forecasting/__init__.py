@@ -90,6 +90,7 @@ def run_tail(app: App, args) -> None:
 class ForecastingApp(App):
     __doc__ = __doc__
     name = "forecasting"
+    command = "rnn-forecast"
     config_class = config.ForecastingConfig
     presets = config.PRESETS
     default_preset = "base"

@@ -59,6 +59,7 @@ def classification_metrics(
 class SentimentApp(App):
     __doc__ = __doc__
     name = "sentiment"
+    command = "rnn-sentiment"
     config_class = config.SentimentConfig
     presets = config.PRESETS
     monitor = "val_accuracy"

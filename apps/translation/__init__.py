@@ -122,6 +122,7 @@ def run_translate(app: TranslationApp, args) -> None:
 class TranslationApp(App):
     __doc__ = __doc__
     name = "translation"
+    command = "rnn-translate"
     config_class = config.TranslationConfig
     presets = config.PRESETS
     monitor = "val_loss"
