@@ -51,6 +51,8 @@ class ModelConfig:
     # at the linear forecast and the recurrent part learns its residual.
     highway_least_squares: bool = True
     highway_alpha: float = 1.0
+    # Compile the training step with XLA (one graph per batch shape; measure before using).
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass

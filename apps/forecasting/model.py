@@ -125,5 +125,6 @@ def build_model(
         optimizer=training.optimizer(config.training),
         loss=PinballLoss(quantiles) if quantiles else "mse",
         metrics=None if quantiles else ["mae"],
+        jit_compile=settings.jit_compile,
     )
     return model
