@@ -184,6 +184,7 @@ def training_throughput(config, datasets, epochs: int) -> dict:
         },
         "ratio_per_epoch_pair": ratios,
         "ratio": statistics.fmean(rates["app"]) / statistics.fmean(rates["reference"]),
+        "ratio_median_of_pairs": statistics.median(ratios),
         "parameters": {"app": app_model.count_params(), "reference": reference.count_params()},
         "app_model": app_model,
     }
@@ -226,7 +227,8 @@ def markdown(results: dict) -> str:
         f"{', '.join(f'{s:.1f}' for s in speed['epoch_seconds']['reference'])} |",
         "",
         f"- speed ratio app / reference: **{speed['ratio']:.2f}x** (per epoch pair: "
-        f"{', '.join(f'{r:.2f}' for r in speed['ratio_per_epoch_pair'])}); parameters "
+        f"{', '.join(f'{r:.2f}' for r in speed['ratio_per_epoch_pair'])}; median "
+        f"{speed['ratio_median_of_pairs']:.2f}); parameters "
         f"{speed['parameters']['app']:,} vs {speed['parameters']['reference']:,}",
         "",
         "Serving latency of the exported SavedModel (`serving_default`, raw text in) in a fresh "
