@@ -77,10 +77,11 @@ class TranslationConfig:
 
 
 def base() -> TranslationConfig:
-    """The quality benchmark on ding-de-en: subwords, BiGRU(96) + Luong attention, 15 minutes.
+    """The quality benchmark on ding-de-en: subwords, BiGRU(96) + Luong attention.
 
     The output layer over the target vocabulary dominates the cost on CPU, so the vocabularies
-    (4,000 subwords) and the decoder (192 wide) are kept small.
+    (4,000 subwords) and the decoder (192 wide) are kept small. Not yet tuned: see
+    benchmarks/RESULTS-translation.md.
     """
     config = TranslationConfig()
     config.model = ModelConfig(
