@@ -11,7 +11,10 @@ class NgramBag(keras.layers.Layer):
     n-gram counts (logistic regression on uni+bigrams, as in fastText), which a recurrent
     model can add to its own logits (a wide-and-deep classifier). Bigram `(a, b)` of token ids
     goes to bucket `(a * vocabulary_size + b) mod bigram_buckets`. The vectors start at zero,
-    so the layer first outputs zeros and learns only what the data supports.
+    so the layer first outputs zeros and learns only what the data supports. `scale`
+    multiplies the output: under Adam-style optimizers, whose steps have a fixed size per
+    parameter, it acts as a learning-rate multiplier for this path, letting a linear model on
+    rare n-grams learn in the few epochs a recurrent model needs.
 
     Masking: steps where the mask is False (or token id 0, when no mask is given) are left out,
     and a bigram counts only when both its steps are valid. A row with no valid step gives
@@ -21,6 +24,7 @@ class NgramBag(keras.layers.Layer):
         vocabulary_size: number of token ids (id 0 is padding).
         output_dim: width of each vector and of the output.
         bigram_buckets: number of hash buckets for bigrams; 0 keeps unigrams only.
+        scale: factor applied to the output (a learning-rate multiplier, see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -42,7 +46,7 @@ class NgramBag(keras.layers.Layer):
         - Cheng et al., "Wide & Deep Learning for Recommender Systems", 2016.
     """
 
-    def __init__(self, vocabulary_size, output_dim, bigram_buckets=0, **kwargs):
+    def __init__(self, vocabulary_size, output_dim, bigram_buckets=0, scale=1.0, **kwargs):
         super().__init__(**kwargs)
         if vocabulary_size < 2:
             raise ValueError(
@@ -55,6 +59,7 @@ class NgramBag(keras.layers.Layer):
         self.vocabulary_size = vocabulary_size
         self.output_dim = output_dim
         self.bigram_buckets = bigram_buckets
+        self.scale = scale
         self.supports_masking = True
         self.unigram_vectors = keras.layers.Embedding(
             vocabulary_size, output_dim, embeddings_initializer="zeros", name="unigram_vectors"
@@ -86,7 +91,7 @@ class NgramBag(keras.layers.Layer):
             bigram_valid = valid[:, :-1] * valid[:, 1:]  # (batch, time - 1, 1)
             total = total + keras.ops.sum(self.bigram_vectors(bigram_ids) * bigram_valid, axis=1)
             count = count + keras.ops.sum(bigram_valid, axis=1)
-        return total / keras.ops.maximum(count, 1.0)
+        return self.scale * total / keras.ops.maximum(count, 1.0)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -101,6 +106,7 @@ class NgramBag(keras.layers.Layer):
                 "vocabulary_size": self.vocabulary_size,
                 "output_dim": self.output_dim,
                 "bigram_buckets": self.bigram_buckets,
+                "scale": self.scale,
             }
         )
         return config

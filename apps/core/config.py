@@ -35,6 +35,8 @@ class TrainingConfig:
     strategy: str = "default"
     # Batches between two crash backups (BackupAndRestore); 0 backs up at each epoch end.
     backup_every_steps: int = 0
+    # Batches run per call into the compiled training graph (fewer Python round trips).
+    steps_per_execution: int = 1
 
 
 @dataclasses.dataclass

@@ -41,7 +41,11 @@ def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int)
     logits = keras.layers.Dense(num_classes, name="classifier")(x)
     if model.ngram_bag:
         wide_logits = NgramBag(
-            vocabulary_size, num_classes, bigram_buckets=model.bigram_buckets, name="ngram_bag"
+            vocabulary_size,
+            num_classes,
+            bigram_buckets=model.bigram_buckets,
+            scale=model.ngram_bag_scale,
+            name="ngram_bag",
         )(token_ids)
         logits = keras.layers.Add(name="wide_and_deep")([logits, wide_logits])
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
@@ -50,5 +54,6 @@ def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int)
         optimizer=optimizer(config.training),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=config.training.steps_per_execution,
     )
     return classifier
