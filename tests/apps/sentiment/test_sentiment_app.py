@@ -46,13 +46,13 @@ def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained on 400 synthetic reviews, evaluated and exported twice."""
+    """A tiny wide-and-deep model trained on 400 synthetic reviews, evaluated, exported twice."""
     root = tmp_path_factory.mktemp("sentiment")
     data = write_reviews(root / "reviews.csv", 400)
     workdir = root / "run"
     columns = ["--set", "data.text_column=review", "--set", "data.label_column=stars"]
     assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
-                 "--set", "training.epochs=8", *columns]) == 0
+                 "--set", "training.epochs=8", "--set", "model.ngram_bag=true", *columns]) == 0
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
