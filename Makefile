@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint benchmark-sentiment
+.PHONY: setup demo test lint benchmark-sentiment benchmark-forecasting
 
 setup: $(STAMP)
 
@@ -29,3 +29,9 @@ benchmark-sentiment: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/sentiment_quality.py
 	$(BIN)/python benchmarks/sentiment_speed.py
+
+benchmark-forecasting: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/forecasting_quality.py --preset base --seeds 1,2,3
+	$(BIN)/python benchmarks/forecasting_quality.py --preset weather --seeds 1,2,3
+	$(BIN)/python benchmarks/forecasting_speed.py
