@@ -168,7 +168,11 @@ OTHER_APPS = {
 }
 
 
-@pytest.mark.parametrize("app_name", sorted(OTHER_APPS))
+@pytest.mark.parametrize(
+    "app_name",
+    # translation: about 100 s on 2 shared cores (its tiny decoder traces slowly), on request.
+    ["forecasting", pytest.param("translation", marks=pytest.mark.large)],
+)
 def test_two_trial_search_replays_for_every_app(app_name, tmp_path, capsys):
     package = importlib.import_module(f"apps.{app_name}")
     write_data, file_name, overrides = OTHER_APPS[app_name]
