@@ -68,6 +68,40 @@ def best_logged_value(history_file: Path, monitor: str, mode: str) -> float | No
     return max(values) if mode == "max" else min(values)
 
 
+def early_stopping(app: App, training: config_lib.TrainingConfig) -> keras.callbacks.Callback:
+    """Stops when `app.monitor` stops improving and keeps the best epoch's weights."""
+    return keras.callbacks.EarlyStopping(
+        monitor=app.monitor,
+        mode=app.monitor_mode,
+        patience=training.early_stopping_patience,
+        restore_best_weights=True,
+    )
+
+
+def fit(
+    model: keras.Model,
+    datasets: Datasets,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+    initial_epoch: int = 0,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History:
+    """`model.fit` on an app's datasets, as `train` and every tuning trial run it."""
+    with warnings.catch_warnings():
+        # Length-bucketed datasets have no known size: Keras learns the epoch length from the
+        # first epoch and warns when it ends, which is expected here.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return model.fit(
+            datasets.train,
+            validation_data=datasets.validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the pipelines shuffle (seeded) themselves
+            verbose=verbose,
+        )
+
+
 def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Callback]:
     """Checkpoint, crash backup, early stopping, TensorBoard, NaN stop and a CSV history."""
     training = config.training
@@ -90,12 +124,7 @@ def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Call
             save_best_only=True,
             initial_value_threshold=best_logged_value(history_file, app.monitor, app.monitor_mode),
         ),
-        keras.callbacks.EarlyStopping(
-            monitor=app.monitor,
-            mode=app.monitor_mode,
-            patience=training.early_stopping_patience,
-            restore_best_weights=True,
-        ),
+        early_stopping(app, training),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -140,18 +169,13 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     with strategy.scope():
         model = app.build_model(config, datasets.assets)
     model.summary(print_fn=lambda line, **_: print(line))
-    with warnings.catch_warnings():
-        # Length-bucketed datasets have no known size: Keras learns the epoch length from the
-        # first epoch and warns when it ends, which is expected here.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(
-            datasets.train,
-            validation_data=datasets.validation,
-            epochs=config.training.epochs,
-            callbacks=callbacks(app, config, workdir),
-            shuffle=False,  # the pipelines shuffle (seeded) themselves
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+    history = fit(
+        model,
+        datasets,
+        config.training.epochs,
+        callbacks(app, config, workdir),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
     if not (workdir / MODEL_FILE).is_file():
         raise UserError(
             f"training stopped before any checkpoint was written (last logs: "

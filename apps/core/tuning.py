@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,27 +100,18 @@ class AppHyperModel(keras_tuner.HyperModel):
         datasets = self.app.load_data(
             training.global_batch_config(config, self.strategy), self.assets
         )
-        with warnings.catch_warnings():
-            # As in training.train: length-bucketed datasets have no known size.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            history = model.fit(
-                datasets.train,
-                validation_data=datasets.validation,
-                epochs=epochs or config.training.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[
-                    *callbacks,
-                    keras.callbacks.EarlyStopping(
-                        monitor=self.app.monitor,
-                        mode=self.app.monitor_mode,
-                        patience=config.training.early_stopping_patience,
-                        restore_best_weights=True,
-                    ),
-                    keras.callbacks.TerminateOnNaN(),
-                ],
-                shuffle=False,
-                verbose=verbose,
-            )
+        history = training.fit(
+            model,
+            datasets,
+            epochs or config.training.epochs,
+            [
+                *callbacks,
+                training.early_stopping(self.app, config.training),
+                keras.callbacks.TerminateOnNaN(),
+            ],
+            initial_epoch=initial_epoch,
+            verbose=verbose,
+        )
         print(
             f"trial finished in {time.monotonic() - started:.1f} s; "
             f"process memory {memory_megabytes():.0f} MB",
