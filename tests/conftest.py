@@ -1,8 +1,11 @@
-"""Shared fixtures: answering a TF Serving REST-shaped request in a fresh Python process."""
+"""Shared fixtures: synthetic reviews, and answering a TF Serving REST-shaped request in a
+fresh Python process."""
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -75,3 +78,30 @@ def answer_in_fresh_process(model_dir: Path, body: dict, timeout: float = 300) -
 @pytest.fixture
 def fresh_process_client():
     return answer_in_fresh_process
+
+
+POSITIVE_WORDS = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
+NEGATIVE_WORDS = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
+FILLER_WORDS = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]
+
+
+def write_reviews(path: Path, count: int, seed: int = 0) -> Path:
+    """A CSV (columns review, stars) of short reviews whose label ("pos"/"neg") is carried by
+    one sentiment word among filler words: a small task a tiny model must learn."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "stars"])
+        for _ in range(count):
+            label = rng.choice(["pos", "neg"])
+            words = rng.choices(FILLER_WORDS, k=rng.randint(2, 12))
+            cue = rng.choice(POSITIVE_WORDS if label == "pos" else NEGATIVE_WORDS)
+            words.insert(rng.randrange(len(words) + 1), cue)
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+@pytest.fixture(scope="session")
+def reviews_csv():
+    """`write_reviews(path, count, seed=0)`."""
+    return write_reviews

@@ -19,29 +19,12 @@ import pytest
 from apps.core import training
 from apps.sentiment import main
 
-POSITIVE = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
-NEGATIVE = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
 FILLER = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]
 REPOSITORY = Path(__file__).resolve().parents[3]
 
 
-def write_reviews(path: Path, count: int, seed: int = 0) -> Path:
-    """A CSV of short reviews whose label is carried by one sentiment word among filler."""
-    rng = random.Random(seed)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["review", "stars"])
-        for _ in range(count):
-            label = rng.choice(["pos", "neg"])
-            words = rng.choices(FILLER, k=rng.randint(2, 12))
-            words.insert(rng.randrange(len(words) + 1),
-                         rng.choice(POSITIVE if label == "pos" else NEGATIVE))
-            writer.writerow([" ".join(words), label])
-    return path
-
-
 def tiny_search_args(data: Path, workdir: Path, max_trials: int = 2) -> list[str]:
-    # units and embedding_dim moved onto the search space's choices (tiny's 8 and 16 are not).
+    # A model a little wider than tiny's, so the search has room to differ between trials.
     return ["tune", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
             "--set", "data.text_column=review", "--set", "data.label_column=stars",
             "--set", "model.units=32", "--set", "model.embedding_dim=64",
@@ -54,8 +37,8 @@ def trial_files(workdir: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_reviews(tmp_path_factory.mktemp("reviews") / "reviews.csv", 240)
+def data(tmp_path_factory, reviews_csv) -> Path:
+    return reviews_csv(tmp_path_factory.mktemp("reviews") / "reviews.csv", 240)
 
 
 def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_path, capsys):

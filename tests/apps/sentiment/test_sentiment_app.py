@@ -6,36 +6,15 @@ import base64
 import csv
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from apps.sentiment import APP, main
-
-POSITIVE = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
-NEGATIVE = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
-FILLER = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]
-
-
-def write_reviews(path: Path, count: int, seed: int = 0) -> Path:
-    """A CSV of short reviews whose label is carried by one sentiment word among filler."""
-    rng = random.Random(seed)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["review", "stars"])
-        for _ in range(count):
-            label = rng.choice(["pos", "neg"])
-            words = rng.choices(FILLER, k=rng.randint(2, 12))
-            cue = rng.choice(POSITIVE if label == "pos" else NEGATIVE)
-            words.insert(rng.randrange(len(words) + 1), cue)
-            writer.writerow([" ".join(words), label])
-    return path
 
 
 def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
@@ -45,10 +24,10 @@ def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, reviews_csv):
     """A tiny wide-and-deep model trained on 400 synthetic reviews, evaluated, exported twice."""
     root = tmp_path_factory.mktemp("sentiment")
-    data = write_reviews(root / "reviews.csv", 400)
+    data = reviews_csv(root / "reviews.csv", 400)
     workdir = root / "run"
     columns = ["--set", "data.text_column=review", "--set", "data.label_column=stars"]
     assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
@@ -169,9 +148,9 @@ def test_help(command, capsys):
     assert "usage: rnn-sentiment" in capsys.readouterr().out
 
 
-def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
     """kill -9 during training, rerun the same command: finished epochs are not repeated."""
-    data = write_reviews(tmp_path / "reviews.csv", 3000)
+    data = reviews_csv(tmp_path / "reviews.csv", 3000)
     workdir = tmp_path / "run"
     command = [sys.executable, "-m", "apps.sentiment", "train", "--workdir", str(workdir),
                "--preset", "tiny", "--data", str(data),
