@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from report import replace_section
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -148,18 +148,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, body: str) -> None:
-    """Replaces this script's marked section of `path` with `body` (appends it if missing)."""
-    text = path.read_text() if path.is_file() else ""
-    section = f"{SECTION_BEGIN}\n{body}\n{SECTION_END}"
-    pattern = re.compile(re.escape(SECTION_BEGIN) + ".*?" + re.escape(SECTION_END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=10)
@@ -222,7 +210,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if arguments.results:
-        replace_section(arguments.results, table)
+        replace_section(arguments.results, table, SECTION_BEGIN, SECTION_END)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from report import replace_section
 
 from apps.core import config as config_lib
 from apps.core import export
@@ -252,18 +252,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, body: str) -> None:
-    """Replaces this script's marked section of `path` with `body` (appends it if missing)."""
-    text = path.read_text() if path.is_file() else ""
-    section = f"{SECTION_BEGIN}\n{body}\n{SECTION_END}"
-    pattern = re.compile(re.escape(SECTION_BEGIN) + ".*?" + re.escape(SECTION_END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="base")
@@ -301,7 +289,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if arguments.results:
-        replace_section(arguments.results, table)
+        replace_section(arguments.results, table, SECTION_BEGIN, SECTION_END)
 
 
 if __name__ == "__main__":
