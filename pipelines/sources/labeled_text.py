@@ -15,13 +15,13 @@ line and column.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pipelines.errors import DataError
+from pipelines.sources.delimited import read_column_pair
 
 SUPPORTED_FILE_TYPES = (".csv", ".tsv", ".jsonl")
 
@@ -184,23 +184,8 @@ def _collect(rows: Iterable[_Row], source: str, label_names: Sequence[str] | Non
 def _read_delimited(
     path: Path, delimiter: str, text_column: str, label_column: str
 ) -> Iterator[_Row]:
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = [name.strip() for name in next(reader, [])]
-        if not header:
-            raise DataError(f"{path}: no rows (the file is empty; expected a header row)")
-        for column in (text_column, label_column):
-            if column not in header:
-                raise DataError(f"{path}: no column {column!r}; columns found: {', '.join(header)}")
-        text_index, label_index = header.index(text_column), header.index(label_column)
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            yield (
-                f"{path} line {reader.line_num}",
-                row[text_index] if text_index < len(row) else "",
-                row[label_index] if label_index < len(row) else "",
-            )
+    for line_number, text, label in read_column_pair(path, delimiter, text_column, label_column):
+        yield f"{path} line {line_number}", text, label
 
 
 def _read_json_lines(path: Path, text_column: str, label_column: str) -> Iterator[_Row]:

@@ -19,7 +19,6 @@ bytes that are not UTF-8 turned into U+FFFD.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import re
 import shlex
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from pipelines.cache import cache_dir
 from pipelines.errors import DataError
+from pipelines.sources.delimited import read_column_pair
 
 DING_PACKAGE = "trans-de-en"
 DING_FILE = Path("usr/share/trans/de-en")
@@ -156,10 +156,13 @@ def read_sentence_pairs(
         raise DataError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv"):
-        rows = _read_with_header(
-            path, "\t" if suffix == ".tsv" else ",", source_column or "source",
-            target_column or "target",
-        )  # fmt: skip
+        delimiter = "\t" if suffix == ".tsv" else ","
+        rows = [
+            (source, target)
+            for _, source, target in read_column_pair(
+                path, delimiter, source_column or "source", target_column or "target"
+            )
+        ]
     elif suffix == ".txt":
         rows = _read_anki(path, source_column or "0", target_column or "1")
     else:
@@ -183,29 +186,6 @@ def _collect(rows: Iterable[tuple[str, str]], source: str) -> SentencePairs:
         detail = f" ({skipped} pairs with an empty side)" if skipped else ""
         raise DataError(f"{source}: no sentence pairs{detail}")
     return SentencePairs(sources, targets, source=source, skipped=skipped)
-
-
-def _read_with_header(path: Path, delimiter: str, source_column: str, target_column: str):
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = [name.strip() for name in next(reader, [])]
-        if not header:
-            raise DataError(f"{path}: the file is empty; expected a header row")
-        for column in (source_column, target_column):
-            if column not in header:
-                raise DataError(f"{path}: no column {column!r}; columns found: {', '.join(header)}")
-        source_index, target_index = header.index(source_column), header.index(target_column)
-        rows = []
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            rows.append(
-                (
-                    row[source_index] if source_index < len(row) else "",
-                    row[target_index] if target_index < len(row) else "",
-                )
-            )
-        return rows
 
 
 def _column_index(path: Path, column: str, name: str) -> int:
