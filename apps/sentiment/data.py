@@ -106,7 +106,8 @@ def load_data(
             label_names=sorted(examples.label_names),
             length_boundaries=text.bucket_boundaries(lengths, model.length_buckets),
         )
-    vectorizer = text.make_vectorizer(assets.vocabulary)
+    else:
+        vectorizer = text.make_vectorizer(assets.vocabulary)
     label_index = {name: index for index, name in enumerate(assets.label_names)}
 
     def dataset(name: str, shuffle: bool):
