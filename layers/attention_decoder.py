@@ -2,7 +2,8 @@
 
 import keras
 
-CELL_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+from layers.recurrent_encoder import CELL_CLASSES
+
 ATTENTION_TYPES = ("additive", "multiplicative")
 
 
