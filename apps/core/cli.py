@@ -65,7 +65,7 @@ def run_train(app: App, args: argparse.Namespace) -> None:
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
-    model, datasets = training.train(app, config, workdir)
+    training.train(app, config, workdir)
     print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
 
 
