@@ -49,6 +49,35 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     )
 
 
+def work_around_multi_worker_fit(
+    model: keras.Model, strategy: tf.distribute.Strategy, sample_batch: Any
+) -> None:
+    """Lets `model.fit` run under MultiWorkerMirroredStrategy in Keras 3.15 (keras#20585).
+
+    Keras 3.15 fails twice there: before the first step it all-reduces a distributed input batch
+    to build the model symbolically (`_maybe_symbolic_build`), and after each step it reduces the
+    scalar step metrics along axis 0 (`reduce_per_replica`). This builds from one local batch
+    instead and gives the step outputs a length-1 axis that the cross-worker mean removes. The
+    weights, gradients and all-reduce are Keras' and TensorFlow's own. Remove it when
+    `tests/apps/core/test_distributed.py::test_keras_multi_worker_fit_still_needs_the_workaround`
+    starts to fail.
+    """
+
+    def with_replica_axis(step):
+        def step_with_replica_axis(data):
+            return tf.nest.map_structure(lambda value: tf.reshape(value, [1]), step(data))
+
+        return step_with_replica_axis
+
+    def build_from_local_batch(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=sample_batch)
+
+    model.train_step = with_replica_axis(model.train_step)
+    model.test_step = with_replica_axis(model.test_step)
+    model._maybe_symbolic_build = build_from_local_batch
+
+
 def global_batch_config(config: Any, strategy: tf.distribute.Strategy) -> Any:
     """A copy of `config` whose batch size is the per-replica size times the replica count."""
     scaled = copy.deepcopy(config)
@@ -168,6 +197,8 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     print(f"data: {json.dumps(datasets.summary)}")
     with strategy.scope():
         model = app.build_model(config, datasets.assets)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        work_around_multi_worker_fit(model, strategy, next(iter(datasets.train)))
     model.summary(print_fn=lambda line, **_: print(line))
     history = fit(
         model,
