@@ -17,7 +17,9 @@ class AutoregressiveDecoder(keras.layers.Layer):
     `teacher_targets`, the true previous values are fed instead of the predictions (teacher
     forcing); otherwise the model runs on its own predictions, as at serving time. With
     `num_quantiles > 1` each step predicts several quantiles and feeds back the one at
-    `feedback_quantile`. Masking: none; every step is forecast.
+    `feedback_quantile`. Dropout draws one input mask per call and uses it at every step
+    (as `keras.layers.RNN` does), so no mask outlives the call. Masking: none; every step is
+    forecast.
 
     Args:
         units: width of the recurrent cell; must equal the width of the initial states.
@@ -26,7 +28,7 @@ class AutoregressiveDecoder(keras.layers.Layer):
         cell: `"lstm"` or `"gru"`.
         num_quantiles: predictions per series and step.
         feedback_quantile: index of the quantile fed back (the median, usually).
-        dropout: dropout rate on the cell's inputs during training.
+        dropout: dropout rate on the cell's inputs during training (one mask for all steps).
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -106,6 +108,9 @@ class AutoregressiveDecoder(keras.layers.Layer):
 
     def call(self, last_values, initial_state, known_future=None, teacher_targets=None,
              training=None):
+        # The cell caches its dropout mask; a mask left from another call (another graph)
+        # would be out of scope here, so every call draws its own.
+        self.recurrent_cell.reset_dropout_mask()
         states = list(initial_state)
         previous = last_values
         predictions = []
@@ -128,6 +133,7 @@ class AutoregressiveDecoder(keras.layers.Layer):
                 previous = teacher_targets[:, step, :]
             else:
                 previous = fed_back
+        self.recurrent_cell.reset_dropout_mask()
         return ops.stack(predictions, axis=1)  # (batch, horizon, output_units[, quantiles])
 
     def compute_output_shape(self, last_values_shape, initial_state_shape=None,

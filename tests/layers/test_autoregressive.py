@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from layers.autoregressive import AutoregressiveDecoder
 
@@ -66,3 +67,15 @@ def test_bad_arguments_name_themselves():
         AutoregressiveDecoder(4, 1, 3, cell="rnn")
     with pytest.raises(ValueError, match="feedback_quantile"):
         AutoregressiveDecoder(4, 1, 3, num_quantiles=2, feedback_quantile=2)
+
+
+def test_dropout_draws_a_mask_per_call_in_separate_graphs():
+    decoder = AutoregressiveDecoder(8, output_units=2, horizon=4, cell="gru", dropout=0.5)
+    last_values, states = decoder_inputs()
+    inference = decoder(last_values, states[:1])
+    first_graph = tf.function(lambda: decoder(last_values, states[:1], training=True))
+    second_graph = tf.function(lambda: decoder(last_values, states[:1], training=True))
+    dropped = first_graph()
+    second_graph()  # reading the first graph's mask here would raise "out of scope"
+    assert not np.allclose(dropped, inference)
+    np.testing.assert_allclose(decoder(last_values, states[:1], training=False), inference)

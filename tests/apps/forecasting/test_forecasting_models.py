@@ -89,3 +89,21 @@ def test_least_squares_highway_start_is_the_linear_forecast(sine_csv):
     config.model.highway_least_squares = False
     cold = app.build_model(config, app.load_data(config).assets)
     assert np.abs(cold.predict(inputs, verbose=0) - targets.numpy()).mean() > 0.05
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_autoregressive_model_with_dropout_trains(sine_csv, cell):
+    """The decoder cell's dropout mask must not outlive one call (one traced graph)."""
+    keras.utils.set_random_seed(0)
+    config = config_lib.tiny()
+    config.data.source = sine_csv
+    config.data.target_columns = ("level",)
+    config.model.model_type = "autoregressive"
+    config.model.cell = cell
+    config.model.dropout = 0.3
+    app = ForecastingApp()
+    datasets = app.load_data(config)
+    model = app.build_model(config, datasets.assets)
+    history = model.fit(datasets.train.take(2), validation_data=datasets.validation.take(1),
+                        epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"] + history.history["val_loss"]))
