@@ -8,7 +8,9 @@ Training, side by side in one process on the same training split of `mr`:
   Bidirectional GRU, GlobalMaxPooling1D + GlobalAveragePooling1D, Dropout, Dense), same
   optimizer, fed numpy arrays of the same token ids padded/truncated to ONE length that covers
   99% of the training snippets (the keras.io `bidirectional_lstm_imdb` style: no bucketing,
-  no XLA).
+  no XLA). The app's optimizer is AdamW with a fused update kernel (`FusedAdamW`, same math);
+  the reference uses Keras' own `keras.optimizers.AdamW` unless `--reference-optimizer fused`
+  gives it the app's, which isolates what bucketing alone gains.
 
 The two models' epochs alternate (app, reference, app, ...) so that load from other jobs on
 the machine hits both alike; the first epoch of each (tracing, cache filling) is not counted.
@@ -42,6 +44,7 @@ from apps.core import config as config_lib
 from apps.core import export
 from apps.sentiment import APP
 from apps.sentiment import data as data_lib
+from apps.sentiment.optimizer import fused_optimizer
 from pipelines import text as text_lib
 
 SECTION_BEGIN = "<!-- sentiment_speed:begin -->"
@@ -90,8 +93,10 @@ print(json.dumps({"latency": results, "suite_modules_loaded": loaded}))
 """
 
 
-def reference_model(config, vocabulary_size: int, num_classes: int) -> keras.Model:
-    """The app's architecture from plain Keras layers, compiled with the same optimizer."""
+def reference_model(
+    config, vocabulary_size: int, num_classes: int, optimizer: str = "keras"
+) -> keras.Model:
+    """The app's architecture from plain Keras layers, compiled with AdamW (Keras' or fused)."""
     model, training = config.model, config.training
     token_ids = keras.Input(shape=(None,), dtype="int64")
     x = keras.layers.Embedding(vocabulary_size, model.embedding_dim, mask_zero=True)(token_ids)
@@ -103,12 +108,17 @@ def reference_model(config, vocabulary_size: int, num_classes: int) -> keras.Mod
     x = keras.layers.Dropout(model.dropout)(pooled)
     probabilities = keras.layers.Dense(num_classes, activation="softmax")(x)
     reference = keras.Model(token_ids, probabilities, name="padded_reference")
-    reference.compile(
-        optimizer=keras.optimizers.AdamW(
+    adamw = (
+        fused_optimizer(training)
+        if optimizer == "fused"
+        else keras.optimizers.AdamW(
             learning_rate=training.learning_rate,
             weight_decay=training.weight_decay,
             global_clipnorm=training.clip_norm or None,
-        ),
+        )
+    )
+    reference.compile(
+        optimizer=adamw,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -151,14 +161,16 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def training_throughput(config, datasets, epochs: int) -> dict:
+def training_throughput(config, datasets, epochs: int, reference_optimizer: str) -> dict:
     """Alternates app and reference epochs; examples/s over the epochs after the first."""
     assets = datasets.assets
     ids, label_ids, padded_length, _ = padded_training_arrays(config, assets)
     examples = len(label_ids)
     keras.utils.set_random_seed(config.training.seed)
     app_model = APP.build_model(config, assets)
-    reference = reference_model(config, len(assets.vocabulary), len(assets.label_names))
+    reference = reference_model(
+        config, len(assets.vocabulary), len(assets.label_names), reference_optimizer
+    )
     timers = {"app": EpochTimer(), "reference": EpochTimer()}
     for epoch in range(epochs):
         app_model.fit(datasets.train, epochs=epoch + 1, initial_epoch=epoch,
@@ -178,6 +190,10 @@ def training_throughput(config, datasets, epochs: int) -> dict:
         "batch_size": config.training.batch_size,
         "reference_padded_length": padded_length,
         "app_length_boundaries": assets.length_boundaries,
+        "optimizers": {
+            "app": type(app_model.optimizer).__name__,
+            "reference": type(reference.optimizer).__name__,
+        },
         "epoch_seconds": {name: timer.seconds for name, timer in timers.items()},
         "examples_per_second": {
             name: statistics.fmean(values) for name, values in rates.items()
@@ -217,13 +233,14 @@ def markdown(results: dict) -> str:
         "each, alternating app and reference epochs in one process; the first epoch of each "
         "is not counted.",
         "",
-        "| model | input | examples/s | epoch seconds (all) |",
-        "|---|---|---|---|",
+        "| model | input | optimizer | examples/s | epoch seconds (all) |",
+        "|---|---|---|---|---|",
         f"| app (pipeline + model) | length-bucketed, boundaries "
-        f"{speed['app_length_boundaries']} | {rates['app']:.0f} | "
+        f"{speed['app_length_boundaries']} | {speed['optimizers']['app']} | {rates['app']:.0f} | "
         f"{', '.join(f'{s:.1f}' for s in speed['epoch_seconds']['app'])} |",
         f"| plain Keras reference | every snippet padded to {speed['reference_padded_length']} "
-        f"tokens (99% of snippets) | {rates['reference']:.0f} | "
+        f"tokens (99% of snippets) | {speed['optimizers']['reference']} | "
+        f"{rates['reference']:.0f} | "
         f"{', '.join(f'{s:.1f}' for s in speed['epoch_seconds']['reference'])} |",
         "",
         f"- speed ratio app / reference: **{speed['ratio']:.2f}x** (per epoch pair: "
@@ -245,9 +262,11 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        f"Measured {results['date']} on 2 shared CPU cores, no GPU; other jobs were running on "
-        "the machine at the same time, so absolute figures are noisy (the ratio less so: "
-        "both models' epochs alternate).",
+        f"Measured {results['date']} on 2 shared CPU cores, no GPU; 1-minute load average "
+        f"{results['load_average']['start']:.1f} at the start and "
+        f"{results['load_average']['end']:.1f} at the end (above 2, other jobs shared the "
+        "cores: absolute figures are noisy, the ratio less so, as both models' epochs "
+        "alternate).",
     ]
     return "\n".join(lines)
 
@@ -257,6 +276,8 @@ def main() -> None:
     parser.add_argument("--preset", default="base")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--epochs", type=int, default=4, help="per model; the first is warmup")
+    parser.add_argument("--reference-optimizer", choices=("keras", "fused"), default="keras",
+                        help="keras.optimizers.AdamW (the bar) or the app's FusedAdamW")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-one-requests", type=int, default=200)
     parser.add_argument("--batch-many-requests", type=int, default=50)
@@ -266,9 +287,12 @@ def main() -> None:
     arguments = parser.parse_args()
     config = APP.presets[arguments.preset]()
     config_lib.apply_overrides(config, arguments.overrides)
+    load_at_start = os.getloadavg()[0]
     keras.utils.set_random_seed(config.training.seed)
     datasets = APP.load_data(config)
-    training = training_throughput(config, datasets, arguments.epochs)
+    training = training_throughput(
+        config, datasets, arguments.epochs, arguments.reference_optimizer
+    )
     app_model = training.pop("app_model")
     _, _, _, test_texts = padded_training_arrays(config, datasets.assets)
     serving = serving_latency(
@@ -281,6 +305,7 @@ def main() -> None:
         "overrides": arguments.overrides,
         "config": config_lib.to_dict(config),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": {"start": load_at_start, "end": os.getloadavg()[0]},
         "training": training,
         "serving_warmup": arguments.warmup,
         "serving": serving,
