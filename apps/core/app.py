@@ -75,7 +75,8 @@ class App:
     config_class: type = object
     presets: dict[str, Callable[[], Any]] = {}
     default_preset: str = "base"
-    # The logged metric that checkpoints, early stopping and tuning follow.
+    # The logged metric that checkpoints, early stopping and tuning follow: a metric of the
+    # compiled model or one that `validation_callbacks` adds.
     monitor: str = "val_loss"
     monitor_mode: str = "min"
     assets_class: type[Assets] = Assets
@@ -103,6 +104,16 @@ class App:
     def build_model(self, config: Any, assets: Assets) -> keras.Model:
         """Returns the compiled training model (built with `apps.core.training.optimizer`)."""
         raise NotImplementedError
+
+    def validation_callbacks(
+        self, config: Any, datasets: Datasets
+    ) -> list[keras.callbacks.Callback]:
+        """Callbacks that add the app's own validation metrics (e.g. BLEU) to each epoch's logs.
+
+        Training and tuning run them before the history, checkpoint, early-stopping and tuner
+        callbacks read the logs. None by default.
+        """
+        return []
 
     def evaluate(
         self, model: keras.Model, config: Any, datasets: Datasets, workdir: Path

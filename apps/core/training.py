@@ -131,13 +131,16 @@ def fit(
         )
 
 
-def callbacks(app: App, config: Any, workdir: Path) -> list[keras.callbacks.Callback]:
-    """Checkpoint, crash backup, early stopping, TensorBoard, NaN stop and a CSV history."""
+def callbacks(
+    app: App, config: Any, workdir: Path, datasets: Datasets
+) -> list[keras.callbacks.Callback]:
+    """App metrics, CSV history, crash backup, checkpoint, early stopping, TensorBoard, NaN stop."""
     training = config.training
     history_file = workdir / HISTORY_FILE
     # The history row of an epoch is written before its backup: a crash between the two
     # repeats that epoch on resume rather than losing its row.
     return [
+        *app.validation_callbacks(config, datasets),
         keras.callbacks.CSVLogger(str(history_file), append=True),
         keras.callbacks.BackupAndRestore(
             str(workdir / BACKUP_DIR),
@@ -204,7 +207,7 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
         model,
         datasets,
         config.training.epochs,
-        callbacks(app, config, workdir),
+        callbacks(app, config, workdir, datasets),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if not (workdir / MODEL_FILE).is_file():

@@ -105,6 +105,7 @@ class AppHyperModel(keras_tuner.HyperModel):
             datasets,
             epochs or config.training.epochs,
             [
+                *self.app.validation_callbacks(config, datasets),
                 *callbacks,
                 training.early_stopping(self.app, config.training),
                 keras.callbacks.TerminateOnNaN(),

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -52,6 +53,39 @@ def translate_all(function, sources: list[str]) -> tuple[list[str], np.ndarray, 
         scores.append(outputs["score"].numpy())
     seconds = time.perf_counter() - started
     return translations, np.concatenate(scores) if scores else np.zeros(0), seconds
+
+
+def canonical_targets(target_tokenizer, pairs) -> list[str]:
+    """The reference translations of `pairs` as the tokenizer normalizes them (for BLEU)."""
+    targets = tf.constant([target for _, target in pairs])
+    return [text.decode("utf-8") for text in target_tokenizer.canonical(targets).numpy()]
+
+
+class ValidationBleu(keras.callbacks.Callback):
+    """Adds `val_bleu`, corpus BLEU of greedy translations of the validation pairs, to the logs.
+
+    The translation function is the export's greedy `serving_default`, built once on the
+    model being trained, so each epoch's score reflects that epoch's weights.
+    """
+
+    def __init__(self, config, assets, pairs):
+        super().__init__()
+        self.config = config
+        self.assets = assets
+        self.sources = [source for source, _ in pairs]
+        self.references = canonical_targets(assets.tokenizers()[1], pairs)
+
+    def on_train_begin(self, logs=None):
+        translator = model.Translator(
+            self.model, self.config.decoding, self.config.model.max_target_length
+        )
+        self.translate = serving.translation_function(
+            translator, *self.assets.tokenizers(), self.config, beam_width=1
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        translations, _, _ = translate_all(self.translate, self.sources)
+        logs["val_bleu"] = corpus_bleu(self.references, translations)
 
 
 def plot_attention(rows: list[dict[str, Any]], output: Path) -> None:
@@ -125,8 +159,8 @@ class TranslationApp(App):
     command = "rnn-translate"
     config_class = config.TranslationConfig
     presets = config.PRESETS
-    monitor = "val_loss"
-    monitor_mode = "min"
+    monitor = "val_bleu"
+    monitor_mode = "max"
     assets_class = data.TranslationAssets
 
     def load_data(self, config, assets=None, whole_as_test=False) -> Datasets:
@@ -137,17 +171,15 @@ class TranslationApp(App):
             config, len(assets.source_vocabulary), len(assets.target_vocabulary)
         )
 
+    def validation_callbacks(self, config, datasets):
+        return [ValidationBleu(config, datasets.assets, data.make_splits(config)[1].validation)]
+
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:
         """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
         results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)
         test_pairs = data.make_splits(config, whole_as_test=datasets.train is None)[1].test
         sources = [source for source, _ in test_pairs]
-        _, target_tokenizer = datasets.assets.tokenizers()
-        references = [
-            text.decode("utf-8")
-            for text in target_tokenizer.canonical(tf.constant([t for _, t in test_pairs]))
-            .numpy()
-        ]
+        references = canonical_targets(datasets.assets.tokenizers()[1], test_pairs)
         endpoints = serving.endpoints(trained_model, config, datasets.assets)
         greedy_config_width = config.decoding.serving_beam_width
         metrics = {

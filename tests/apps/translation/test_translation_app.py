@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import random
 from pathlib import Path
@@ -56,6 +57,15 @@ def test_tiny_model_learns_to_reverse_held_out_sequences(trained):
     assert metrics["bleu_greedy"] >= 90.0 and metrics["token_accuracy"] >= 0.95
     sample = metrics["samples"][0]
     assert sample["reference"] == " ".join(reversed(sample["source"].split()))
+
+
+def test_validation_bleu_is_logged_every_epoch_and_rises(trained):
+    # val_bleu (greedy decoding of the validation pairs) is what checkpoints, early stopping
+    # and tuning follow for this app.
+    with (trained["workdir"] / "history.csv").open() as handle:
+        bleu = [float(row["val_bleu"]) for row in csv.DictReader(handle)]
+    assert len(bleu) == 6
+    assert bleu[0] < 50.0 < 90.0 <= max(bleu), bleu
 
 
 def test_fresh_process_answers_including_bad_input(trained, fresh_process_client):
