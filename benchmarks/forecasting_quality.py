@@ -13,7 +13,6 @@ Prints a markdown table and writes the figures as JSON (`--output`).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import tempfile
 import time
@@ -26,9 +25,6 @@ from apps.core import training
 from apps.forecasting import APP, evaluation
 from apps.forecasting import data as data_lib
 from pipelines import windows
-
-LAG_COUNTS = (12, 24, 36, 60, 96, 132, 180)
-ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 
 def linear_peers(config, datasets) -> dict[str, dict]:
@@ -58,31 +54,15 @@ def linear_peers(config, datasets) -> dict[str, dict]:
         evaluation.ridge_forecast(test_histories, weights, bias, horizon)
     )
 
-    transforms = {"identity": (lambda x: x, lambda x: x)}
-    if np.all(values[:, :targets] >= 0) and np.all(values >= 0):
-        transforms["sqrt"] = (np.sqrt, lambda x: np.square(np.maximum(x, 0.0)))
-    best = None
-    validation_histories, validation_truth = arrays(splits["validation"])
-    for lags, alpha, name in itertools.product(LAG_COUNTS, ALPHAS, transforms):
-        if lags > lookback:
-            continue
-        forward, backward = transforms[name]
-        weights, bias = evaluation.fit_ridge(
-            forward(train_histories[:, -lags:]), forward(train_futures), alpha
-        )
-        forecast = backward(evaluation.ridge_forecast(
-            forward(validation_histories[:, -lags:]), weights, bias, horizon))
-        error = np.abs(forecast - validation_truth).mean()
-        if best is None or error < best[0]:
-            best = (error, lags, alpha, name)
-    _, lags, alpha, name = best
-    forward, backward = transforms[name]
+    lags, alpha, transform = evaluation.choose_ridge(
+        (train_histories, train_futures), arrays(splits["validation"])
+    )
     combined = windows.Split(0, splits["validation"].end)
-    histories, futures = arrays(combined)
-    weights, bias = evaluation.fit_ridge(forward(histories[:, -lags:]), forward(futures), alpha)
-    chosen = f"ridge_chosen_on_validation ({lags} lags, alpha {alpha:g}, {name})"
-    results[chosen] = backward(evaluation.ridge_forecast(
-        forward(test_histories[:, -lags:]), weights, bias, horizon))
+    weights, bias = evaluation.fit_transformed_ridge(*arrays(combined), lags, alpha, transform)
+    chosen = f"ridge_chosen_on_validation ({lags} lags, alpha {alpha:g}, {transform})"
+    results[chosen] = evaluation.transformed_ridge_forecast(
+        test_histories, weights, bias, lags, transform, horizon
+    )
     return {
         label: evaluation.point_metrics(forecast, test_truth, scale)
         for label, forecast in results.items()

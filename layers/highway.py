@@ -1,4 +1,4 @@
-"""A linear autoregressive shortcut for forecasting models."""
+"""Linear forecasts for forecasting models: the LSTNet highway and a loadable ridge forecast."""
 
 import keras
 from keras import ops
@@ -64,4 +64,117 @@ class LinearHighway(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"window": self.window, "horizon": self.horizon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class LinearForecast(keras.layers.Layer):
+    """A linear forecast of the target series from the last `window` steps of every column.
+
+    The layer reads normalized inputs and returns normalized forecasts, but its linear map
+    works in the data's original units (optionally square-rooted): it undoes the input
+    normalization (`input_mean`, `input_std`), applies `transform` to every value, maps the
+    flattened `(window * columns)` latest values to `(horizon * targets)` with one
+    `keras.layers.Dense`, applies the inverse transform and normalizes the result with the
+    statistics of the first `targets` columns. So a ridge regression fitted outside Keras on
+    flattened windows in original units can be loaded as its weights, and square-root
+    forecasts are squared back (negative values clipped to zero first). Masking: none; the
+    input is a full history.
+
+    Args:
+        window: how many of the latest steps the forecast reads.
+        horizon: how many steps it forecasts.
+        targets: how many of the first columns it forecasts.
+        transform: `"identity"` or `"sqrt"`.
+        input_mean: per-column means of the normalization, or `None` (inputs in original units).
+        input_std: per-column standard deviations, or `None`.
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, `trainable`, ...).
+
+    Call arguments:
+        inputs: float tensor `(batch, time, columns)` with `time >= window`.
+
+    Returns:
+        Float tensor `(batch, horizon, targets)`.
+
+    Example:
+
+    ```python
+    history = keras.Input(shape=(132, 1))
+    forecast = LinearForecast(60, horizon=12, targets=1, transform="sqrt")(history)
+    ```
+
+    References:
+        - Hastie, Tibshirani & Friedman, "The Elements of Statistical Learning", 2009,
+          section 3.4.1 (ridge regression).
+    """
+
+    TRANSFORMS = ("identity", "sqrt")
+
+    def __init__(self, window, horizon, targets, transform="identity", input_mean=None,
+                 input_std=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("window", window), ("horizon", horizon), ("targets", targets)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if transform not in self.TRANSFORMS:
+            raise ValueError(
+                f"`transform` must be one of {self.TRANSFORMS}. Received: transform={transform!r}"
+            )
+        if (input_mean is None) != (input_std is None):
+            raise ValueError(
+                "`input_mean` and `input_std` must be given together. "
+                f"Received: input_mean={input_mean!r}, input_std={input_std!r}"
+            )
+        self.window = window
+        self.horizon = horizon
+        self.targets = targets
+        self.transform = transform
+        self.input_mean = None if input_mean is None else [float(value) for value in input_mean]
+        self.input_std = None if input_std is None else [float(value) for value in input_std]
+        self.dense = keras.layers.Dense(horizon * targets, name="dense")
+
+    def build(self, input_shape):
+        if input_shape[1] is not None and input_shape[1] < self.window:
+            raise ValueError(
+                f"`window` ({self.window}) is longer than the input's {input_shape[1]} steps."
+            )
+        self.dense.build((None, self.window * input_shape[-1]))
+        self.built = True
+
+    def call(self, inputs):
+        latest = inputs[:, -self.window :, :]
+        if self.input_mean is not None:
+            latest = latest * ops.convert_to_tensor(self.input_std, latest.dtype) + (
+                ops.convert_to_tensor(self.input_mean, latest.dtype)
+            )
+        if self.transform == "sqrt":
+            latest = ops.sqrt(ops.maximum(latest, 0.0))
+        columns = ops.shape(latest)[-1]
+        flat = ops.reshape(latest, (-1, self.window * columns))  # (batch, window * columns)
+        forecast = self.dense(flat)
+        if self.transform == "sqrt":
+            forecast = ops.square(ops.maximum(forecast, 0.0))
+        # (batch, horizon, targets)
+        forecast = ops.reshape(forecast, (-1, self.horizon, self.targets))
+        if self.input_mean is not None:
+            forecast = (
+                forecast - ops.convert_to_tensor(self.input_mean[: self.targets], forecast.dtype)
+            ) / ops.convert_to_tensor(self.input_std[: self.targets], forecast.dtype)
+        return forecast
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.horizon, self.targets)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "window": self.window,
+                "horizon": self.horizon,
+                "targets": self.targets,
+                "transform": self.transform,
+                "input_mean": self.input_mean,
+                "input_std": self.input_std,
+            }
+        )
         return config

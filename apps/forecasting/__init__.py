@@ -115,6 +115,7 @@ class ForecastingApp(App):
             highway_weights=(
                 (assets.highway_kernel, assets.highway_bias) if assets.highway_kernel else None
             ),
+            assets=assets,
         )
 
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:

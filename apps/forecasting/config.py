@@ -41,6 +41,9 @@ class ModelConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    # How many of the latest lookback steps the recurrent encoder reads; 0: all of them.
+    # With a linear base or highway reading the whole lookback, a short window trains faster.
+    recurrent_window: int = 0
     # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss); empty: point forecast
     # trained with the mean squared error.
     quantiles: tuple[float, ...] = ()
@@ -51,6 +54,13 @@ class ModelConfig:
     # at the linear forecast and the recurrent part learns its residual.
     highway_least_squares: bool = True
     highway_alpha: float = 1.0
+    # True: the model forecasts the residual of a frozen linear base, the evaluation's ridge
+    # on every column in original units, its lag count, L2 penalty and square-root transform
+    # chosen on the validation windows and fitted on the training windows (on train and
+    # validation with `linear_base_refit`). The recurrent head starts from zero, so training
+    # starts at the linear forecast.
+    linear_base: bool = False
+    linear_base_refit: bool = False
     # Compile the training step with XLA (one graph per batch shape; measure before using).
     jit_compile: bool = False
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from apps.core.app import Assets, Datasets
 from apps.core.errors import UserError
+from apps.forecasting import evaluation
 from apps.forecasting.config import MODEL_TYPES, ForecastingConfig
 from pipelines import windows
 from pipelines.errors import DataError
@@ -30,6 +31,13 @@ class SeriesAssets(Assets):
     # Least-squares start of the linear highway: kernel (window, horizon) and bias (horizon).
     highway_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     highway_bias: list[float] = dataclasses.field(default_factory=list)
+    # The linear base (original units): lag count, alpha, transform, kernel
+    # (lags * columns, horizon * targets) and bias (horizon * targets).
+    linear_lags: int = 0
+    linear_alpha: float = 0.0
+    linear_transform: str = ""
+    linear_kernel: list[list[float]] = dataclasses.field(default_factory=list)
+    linear_bias: list[float] = dataclasses.field(default_factory=list)
 
     FILE = "series.json"
 
@@ -82,6 +90,11 @@ def check_config(config: ForecastingConfig) -> None:
         raise UserError(
             f"model.highway_window: {model.highway_window} is longer than data.lookback "
             f"({data.lookback})"
+        )
+    if not 0 <= model.recurrent_window <= data.lookback:
+        raise UserError(
+            f"model.recurrent_window: expected 0..data.lookback ({data.lookback}), "
+            f"got {model.recurrent_window}"
         )
     if not 1 <= config.evaluation.season <= data.lookback:
         raise UserError(
@@ -140,6 +153,30 @@ def fit_highway(
     return kernel, output_mean - feature_mean @ kernel
 
 
+def fit_linear_base(
+    values: np.ndarray, splits: dict[str, windows.Split], config: ForecastingConfig,
+    targets: int,
+) -> tuple[int, float, str, np.ndarray, np.ndarray]:
+    """The validation-chosen ridge (`evaluation.choose_ridge`): lags, alpha, transform, weights."""
+    data = config.data
+
+    def arrays(split):
+        starts = windows.window_starts(split, data.lookback, data.horizon)
+        return window_arrays(values, starts, data.lookback, data.horizon, targets)
+
+    if len(splits["validation"]) < data.horizon:
+        raise UserError(
+            "model.linear_base: its choice needs validation windows; raise "
+            "data.validation_fraction"
+        )
+    train = arrays(splits["train"])
+    lags, alpha, transform = evaluation.choose_ridge(train, arrays(splits["validation"]))
+    if config.model.linear_base_refit:
+        train = arrays(windows.Split(0, splits["validation"].end))
+    weights, bias = evaluation.fit_transformed_ridge(*train, lags, alpha, transform)
+    return lags, alpha, transform, weights, bias
+
+
 def window_arrays(
     values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, targets: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +231,12 @@ def load_data(
             normalized.astype(np.float64), train_starts, config, len(assets.target_columns)
         )
         assets.highway_kernel, assets.highway_bias = kernel.tolist(), bias.tolist()
+    if model.linear_base and not assets.linear_kernel and "train" in splits:
+        lags, alpha, transform, kernel, bias = fit_linear_base(
+            series.values.astype(np.float64), splits, config, len(assets.target_columns)
+        )
+        assets.linear_lags, assets.linear_alpha, assets.linear_transform = lags, alpha, transform
+        assets.linear_kernel, assets.linear_bias = kernel.tolist(), bias.tolist()
 
     def dataset(name: str, training: bool) -> tf.data.Dataset | None:
         if name not in splits or len(splits[name]) < data.horizon:

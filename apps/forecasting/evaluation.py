@@ -2,17 +2,29 @@
 
 Baselines: the last observed value, the seasonal naive forecast (the value one season
 earlier) and a ridge regression from the whole lookback window (every column, original
-units) to every horizon step, fitted on the training windows by least squares.
+units) to every horizon step, fitted on the training windows by least squares. The same
+ridge, with its lag count, penalty and an optional square-root transform chosen on the
+validation windows (`choose_ridge`), is the strongest linear peer and the model's linear base.
 Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
 the training part) and MAE per horizon step; quantile models add interval coverage.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The grid `choose_ridge` searches.
+RIDGE_LAG_COUNTS = (12, 24, 36, 60, 96, 132, 180)
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+# Transforms applied to every column before the ridge: (forward, inverse) on numpy arrays.
+RIDGE_TRANSFORMS = {
+    "identity": (lambda values: values, lambda values: values),
+    "sqrt": (np.sqrt, lambda values: np.square(np.maximum(values, 0.0))),
+}
 
 
 def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
@@ -47,6 +59,50 @@ def fit_ridge(
 def ridge_forecast(histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, horizon: int):
     flat = histories.reshape(len(histories), -1) @ weights + bias
     return flat.reshape(len(histories), horizon, -1)  # (windows, horizon, targets)
+
+
+def fit_transformed_ridge(
+    histories: np.ndarray, futures: np.ndarray, lags: int, alpha: float, transform: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`fit_ridge` on the last `lags` steps, inputs and outputs in `transform` space."""
+    forward, _ = RIDGE_TRANSFORMS[transform]
+    return fit_ridge(forward(histories[:, -lags:]), forward(futures), alpha)
+
+
+def transformed_ridge_forecast(
+    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, lags: int, transform: str,
+    horizon: int,
+) -> np.ndarray:
+    """The forecast of `fit_transformed_ridge`'s weights, back in original units."""
+    forward, inverse = RIDGE_TRANSFORMS[transform]
+    return inverse(ridge_forecast(forward(histories[:, -lags:]), weights, bias, horizon))
+
+
+def choose_ridge(
+    train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray]
+) -> tuple[int, float, str]:
+    """Lag count, alpha and transform of the ridge with the lowest validation MAE.
+
+    `train` and `validation` are (histories, futures) pairs in original units; the square
+    root is tried only when every value in them is non-negative.
+    """
+    (train_histories, train_futures), (validation_histories, validation_truth) = train, validation
+    horizon, lookback = validation_truth.shape[1], train_histories.shape[1]
+    transforms = ["identity"]
+    if all(np.all(values >= 0) for values in (*train, *validation)):
+        transforms.append("sqrt")
+    best = None
+    for lags, alpha, transform in itertools.product(RIDGE_LAG_COUNTS, RIDGE_ALPHAS, transforms):
+        if lags > lookback:
+            continue
+        weights, bias = fit_transformed_ridge(train_histories, train_futures, lags, alpha,
+                                              transform)
+        forecast = transformed_ridge_forecast(validation_histories, weights, bias, lags,
+                                              transform, horizon)
+        error = np.abs(forecast - validation_truth).mean()
+        if best is None or error < best[0]:
+            best = (error, lags, alpha, transform)
+    return best[1:]
 
 
 def point_metrics(forecast: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict[str, Any]:

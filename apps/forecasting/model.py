@@ -14,8 +14,9 @@ import numpy as np
 
 from apps.core import training
 from apps.forecasting.config import ForecastingConfig
+from apps.forecasting.data import SeriesAssets
 from layers.autoregressive import AutoregressiveDecoder
-from layers.highway import LinearHighway
+from layers.highway import LinearForecast, LinearHighway
 from layers.losses import PinballLoss
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
@@ -34,11 +35,14 @@ def build_model(
     covariates: int,
     known_future: int,
     highway_weights: tuple[np.ndarray, np.ndarray] | None = None,
+    assets: SeriesAssets | None = None,
 ) -> keras.Model:
     """The compiled model for `targets` target and `covariates` covariate columns.
 
-    With `highway_weights` (kernel, bias) the highway starts from them and the recurrent
-    model's output layer from zero, so the untrained model is the linear forecast.
+    With `highway_weights` (kernel, bias) the highway starts from them, and with
+    `model.linear_base` the frozen linear base takes the ridge in `assets`; in both cases the
+    recurrent model's output layer starts from zero, so the untrained model is the linear
+    forecast.
     """
     data, settings = config.data, config.model
     quantiles = tuple(settings.quantiles)
@@ -46,13 +50,16 @@ def build_model(
     output_shape = (data.horizon, targets) + ((len(quantiles),) if quantiles else ())
 
     warm_start = bool(settings.highway_window) and highway_weights is not None
-    head_init = "zeros" if warm_start else "glorot_uniform"
+    head_init = "zeros" if warm_start or settings.linear_base else "glorot_uniform"
     history = keras.Input((data.lookback, targets + covariates), name="history")
     inputs = {"history": history}
     future = None
     if known_future:
         future = keras.Input((data.horizon, known_future), name="future_covariates")
         inputs["future_covariates"] = future
+    recent = history
+    if settings.recurrent_window:
+        recent = history[:, -settings.recurrent_window :, :]  # (batch, recurrent_window, columns)
     encoder = RecurrentEncoder(
         settings.units,
         num_layers=settings.num_layers,
@@ -64,7 +71,7 @@ def build_model(
     )
 
     if settings.model_type == "direct":
-        summary = SequencePooling(modes=("last",), name="last_step")(encoder(history))
+        summary = SequencePooling(modes=("last",), name="last_step")(encoder(recent))
         if future is not None:
             summary = keras.layers.Concatenate(name="with_future")(
                 [summary, keras.layers.Flatten(name="flat_future")(future)]
@@ -78,7 +85,7 @@ def build_model(
     elif settings.model_type == "autoregressive":
         teacher = keras.Input((data.horizon, targets), name="teacher_targets")
         inputs["teacher_targets"] = teacher
-        _, states = encoder(history)
+        _, states = encoder(recent)
         decoder = AutoregressiveDecoder(
             encoder.state_units,
             output_units=targets,
@@ -92,7 +99,7 @@ def build_model(
         last_values = history[:, -1, :targets]  # (batch, targets)
         forecast = decoder(last_values, states, known_future=future, teacher_targets=teacher)
     else:
-        sequences, states = encoder(history)
+        sequences, states = encoder(recent)
         summary = SequencePooling(modes=("last",), name="last_step")(sequences)
         decoder_inputs = keras.layers.RepeatVector(data.horizon, name="repeat")(summary)
         if future is not None:
@@ -115,6 +122,20 @@ def build_model(
                 linear
             )
         forecast = keras.layers.Add(name="with_highway")([forecast, linear])
+    if settings.linear_base:
+        base = LinearForecast(
+            assets.linear_lags, data.horizon, targets, transform=assets.linear_transform,
+            input_mean=assets.normalization.mean, input_std=assets.normalization.std,
+            trainable=False, name="linear_base",
+        )
+        linear = base(history)
+        base.dense.set_weights([np.asarray(assets.linear_kernel, np.float32),
+                                np.asarray(assets.linear_bias, np.float32)])
+        if quantiles:
+            linear = keras.layers.Reshape(output_shape[:2] + (1,), name="base_quantile_axis")(
+                linear
+            )
+        forecast = keras.layers.Add(name="with_linear_base")([forecast, linear])
 
     model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
     if warm_start:

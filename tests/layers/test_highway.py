@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers.highway import LinearHighway
+from layers.highway import LinearForecast, LinearHighway
 
 
 def test_selects_the_last_value_with_hand_set_weights():
@@ -30,3 +30,42 @@ def test_rejects_a_window_longer_than_the_input():
         LinearHighway(window=5, horizon=2)(np.zeros((1, 3, 1), np.float32))
     with pytest.raises(ValueError, match="horizon"):
         LinearHighway(window=2, horizon=0)
+
+
+def test_linear_forecast_is_the_ridge_in_original_square_root_units():
+    rng = np.random.default_rng(0)
+    mean, std = np.array([50.0, 3.0]), np.array([20.0, 2.0])
+    original = rng.uniform(0.0, 100.0, size=(5, 6, 2))
+    kernel = rng.normal(size=(4 * 2, 3)) * 0.1  # (window * columns, horizon * targets)
+    bias = rng.normal(size=3)
+    layer = LinearForecast(4, horizon=3, targets=1, transform="sqrt", input_mean=mean,
+                           input_std=std)
+    normalized = ((original - mean) / std).astype(np.float32)
+    layer.build(normalized.shape)
+    layer.dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    expected = np.square(np.maximum(
+        np.sqrt(original[:, -4:]).reshape(5, -1) @ kernel + bias, 0.0))[..., None]
+    np.testing.assert_allclose(layer(normalized) * std[0] + mean[0], expected, rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_linear_forecast_round_trip(tmp_path):
+    inputs = keras.Input((6, 2))
+    layer = LinearForecast(3, horizon=2, targets=2, input_mean=[1.0, 2.0],
+                           input_std=[2.0, 4.0], trainable=False, name="linear")
+    model = keras.Model(inputs, layer(inputs))
+    x = np.random.default_rng(0).normal(size=(4, 6, 2)).astype(np.float32)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert restored.get_layer("linear").get_config()["input_std"] == [2.0, 4.0]
+    assert not restored.get_layer("linear").trainable_weights
+
+
+def test_linear_forecast_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="transform"):
+        LinearForecast(2, 1, 1, transform="log")
+    with pytest.raises(ValueError, match="input_std"):
+        LinearForecast(2, 1, 1, input_mean=[0.0])
+    with pytest.raises(ValueError, match="window"):
+        LinearForecast(5, 1, 1)(np.zeros((1, 3, 1), np.float32))

@@ -34,13 +34,14 @@ def run_cli(*args, capsys=None) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny quantile model with a highway, trained on a noiseless sine and exported."""
+    """A tiny quantile model with a highway and a linear base, trained on a sine and exported."""
     root = tmp_path_factory.mktemp("forecasting")
     data = root / "sine.csv"
     sine_frame(320).to_csv(data, index=False)
     workdir = root / "run"
     assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
                  "--set", "model.quantiles=0.1,0.5,0.9", "--set", "model.highway_window=12",
+                 "--set", "model.linear_base=true", "--set", "model.recurrent_window=8",
                  "--set", "training.epochs=8"]) == 0
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.forecasting import ForecastingApp, model_inputs
+from apps.forecasting import ForecastingApp, evaluation, model_inputs
 from apps.forecasting import config as config_lib
 from apps.forecasting import data as data_lib
 
@@ -107,3 +107,27 @@ def test_autoregressive_model_with_dropout_trains(sine_csv, cell):
     history = model.fit(datasets.train.take(2), validation_data=datasets.validation.take(1),
                         epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"] + history.history["val_loss"]))
+
+
+def test_linear_base_start_is_the_validation_chosen_ridge(sine_csv):
+    """Untrained, the model with a linear base forecasts exactly the evaluation's chosen ridge."""
+    config = config_lib.tiny()
+    config.data.source = sine_csv
+    config.data.target_columns = ("level",)
+    config.model.linear_base = True
+    app = ForecastingApp()
+    datasets = app.load_data(config)
+    assets, series = datasets.assets, datasets.series
+    assert assets.linear_lags == 12  # the longest lag count in the grid within lookback 16
+    model = app.build_model(config, assets)
+    assert not model.get_layer("linear_base").trainable_weights
+    starts = datasets.test_starts
+    normalized = assets.normalization.normalize(series.values).astype(np.float32)
+    output = model.predict(model_inputs(normalized, starts, config, assets), verbose=0)
+    histories, _ = data_lib.window_arrays(series.values, starts, 16, 4, targets=1)
+    expected = evaluation.transformed_ridge_forecast(
+        histories, np.asarray(assets.linear_kernel), np.asarray(assets.linear_bias),
+        assets.linear_lags, assets.linear_transform, horizon=4,
+    )
+    np.testing.assert_allclose(assets.normalization.denormalize(output, columns=[0]), expected,
+                               atol=1e-2)
