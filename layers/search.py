@@ -9,6 +9,11 @@ reached its own maximum length; finished sequences are filled with `pad_token_id
 runs a Python loop per token, so a `tf.function` with a `None` batch size exports the whole
 search into a SavedModel.
 
+Once some rows are finished, the step function runs only on the unfinished ones (their
+tokens, state and context rows gathered): a batch whose outputs end early no longer pays
+for its longest output on every row. So `step_function` must treat rows independently
+(any batch-major decoder does) and accept any number of rows.
+
 Beam search ranks hypotheses by their log-probability divided by the GNMT length penalty
 `((5 + length) / 6) ** length_penalty` (`length_penalty=0` ranks by raw log-probability),
 so with `beam_width=1` it returns exactly what greedy search returns.
@@ -32,6 +37,67 @@ def _write_column(buffer, index, values):
     """Returns `buffer` `(batch, length)` with column `index` set to `values` `(batch,)`."""
     positions = ops.arange(ops.shape(buffer)[1], dtype="int32")
     return ops.where(ops.equal(positions, index)[None, :], values[:, None], buffer)
+
+
+def _best_log_probabilities(logits, count):
+    """The `count` largest log-softmax values of each row of `logits` and their tokens.
+
+    Returns float32 `(rows, count)` and int32 `(rows, count)`, best first, the lower token
+    first among equal values. For `count > 1` only the kept values are normalized, with the
+    log-softmax formula `(x - max) - log(sum(exp(x - max)))`.
+    """
+    logits = ops.cast(logits, "float32")
+    if count == 1:
+        log_probabilities = ops.log_softmax(logits, axis=-1)
+        tokens = ops.cast(ops.argmax(log_probabilities, axis=-1), "int32")[:, None]
+        return ops.take_along_axis(log_probabilities, tokens, axis=1), tokens
+    values, tokens = ops.top_k(logits, k=count)
+    tokens = ops.cast(tokens, "int32")
+    maximum = values[:, :1]  # (rows, 1)
+    log_normalizers = ops.log(ops.sum(ops.exp(logits - maximum), axis=-1, keepdims=True))
+    return (values - maximum) - log_normalizers, tokens
+
+
+def _step_unfinished(step_function, select, tokens, state, context, finished):
+    """Runs `step_function` on the rows that are not finished; returns `(selected, state)`.
+
+    `select` maps the step's logits `(rows, vocabulary)` to a structure of `(rows, ...)`
+    tensors (the few best tokens), so only those are spread back to all rows. Finished rows
+    keep their state and get another row's `selected` values, which the searches ignore.
+    When no row is finished, the step runs on all rows without gathering.
+    """
+    unfinished = ops.logical_not(finished)
+
+    def all_rows():
+        logits, new_state = step_function(tokens, state, context)
+        return select(logits), new_state
+
+    def unfinished_rows():
+        rows = ops.cast(ops.nonzero(unfinished)[0], "int32")
+
+        def gather(tensor):
+            return ops.take(tensor, rows, axis=0)
+
+        logits, new_state = step_function(
+            gather(tokens),
+            keras.tree.map_structure(gather, state),
+            keras.tree.map_structure(gather, context),
+        )
+        # Each row's place among the unfinished rows (finished rows: the one before).
+        places = ops.maximum(ops.cumsum(ops.cast(unfinished, "int32")) - 1, 0)
+
+        def spread(tensor):
+            return ops.take(tensor, places, axis=0)
+
+        def keep_finished(new, old):
+            # (rows, 1, ...) for broadcasting over the state's other axes
+            keep = ops.reshape(unfinished, (-1,) + (1,) * (len(old.shape) - 1))
+            return ops.where(keep, spread(new), old)
+
+        selected = keras.tree.map_structure(spread, select(logits))
+        return selected, keras.tree.map_structure(keep_finished, new_state, state)
+
+    return ops.cond(ops.all(unfinished), all_rows, unfinished_rows)
 
 
 def _length_penalty(lengths, length_penalty):
@@ -75,15 +141,14 @@ def greedy_search(
     finished = ops.zeros((batch_size,), dtype="bool")
 
     def condition(index, previous_tokens, state, tokens, scores, finished):
-        return ops.logical_and(
-            ops.less(index, total_length), ops.logical_not(ops.all(finished))
-        )
+        return ops.logical_and(ops.less(index, total_length), ops.logical_not(ops.all(finished)))
 
     def body(index, previous_tokens, state, tokens, scores, finished):
-        logits, state = step_function(previous_tokens, state, context)
-        log_probabilities = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        next_tokens = ops.cast(ops.argmax(log_probabilities, axis=-1), "int32")
-        next_scores = ops.take_along_axis(log_probabilities, next_tokens[:, None], axis=1)[:, 0]
+        (next_scores, next_tokens), state = _step_unfinished(
+            step_function, lambda logits: _best_log_probabilities(logits, 1),
+            previous_tokens, state, context, finished,
+        )  # fmt: skip
+        next_scores, next_tokens = next_scores[:, 0], next_tokens[:, 0]
         next_tokens = ops.where(finished, pad_token_id, next_tokens)
         scores = scores + ops.where(finished, 0.0, next_scores)
         tokens = _write_column(tokens, index, next_tokens)
@@ -123,6 +188,8 @@ def beam_search(
 
     Finished hypotheses stay in the beam with their final score and compete with the
     unfinished ones; candidates are ranked by log-probability divided by the length penalty.
+    A sequence stops as soon as no unfinished hypothesis can outrank its best finished one
+    (this does not change the result, it only saves steps).
 
     Args:
         step_function, state, context, start_tokens, end_token_id, maximum_lengths,
@@ -167,44 +234,69 @@ def beam_search(
     )
     lengths = ops.zeros((batch_size, beam_width), dtype="int32")
     finished = ops.zeros((batch_size, beam_width), dtype="bool")
+    # The candidates of a finished hypothesis: padding, then the lowest other tokens.
+    other_tokens = ops.arange(beam_width - 1, dtype="int32")
+    other_tokens = other_tokens + ops.cast(other_tokens >= pad_token_id, "int32")
+    finished_tokens = ops.concatenate([ops.full((1,), pad_token_id, "int32"), other_tokens])
+    finished_log_probabilities = ops.where(
+        ops.equal(ops.arange(beam_width), 0), 0.0, NEGATIVE_INFINITY
+    )
+    maximum_penalties = _length_penalty(beam_maximum_lengths, length_penalty)
+
+    def cannot_improve(scores, lengths, finished):
+        """Per sequence: no unfinished hypothesis can outrank the best finished one.
+
+        Scores only fall as tokens are added, and the penalty of a longer hypothesis is at
+        most the larger of its current and its maximum length's, so `score / that penalty`
+        bounds what an unfinished hypothesis can still reach.
+        """
+        penalties = _length_penalty(lengths, length_penalty)
+        best_finished = ops.max(ops.where(finished, scores / penalties, -float("inf")), axis=1)
+        reachable = scores / ops.maximum(penalties, maximum_penalties)
+        best_reachable = ops.max(ops.where(finished, -float("inf"), reachable), axis=1)
+        return ops.greater(best_finished, best_reachable)
+
     # Flat index of each sequence's first beam: (batch, 1)
     beam_offsets = ops.arange(batch_size, dtype="int32")[:, None] * beam_width
 
     def condition(index, previous_tokens, state, tokens, scores, lengths, finished):
-        return ops.logical_and(
-            ops.less(index, total_length), ops.logical_not(ops.all(finished))
-        )
+        return ops.logical_and(ops.less(index, total_length), ops.logical_not(ops.all(finished)))
+
+    def best_candidates(logits):
+        # Only each hypothesis's `count` best tokens can be among the `beam_width` best
+        # candidates, so only those are ranked (the whole vocabulary when it is smaller).
+        vocabulary_size = logits.shape[-1]
+        count = beam_width if vocabulary_size is None else min(beam_width, vocabulary_size)
+        return _best_log_probabilities(logits, count)
 
     def body(index, previous_tokens, state, tokens, scores, lengths, finished):
-        logits, state = step_function(previous_tokens, state, context)
-        log_probabilities = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        vocabulary_size = ops.shape(log_probabilities)[-1]
-        # (batch, beam, vocabulary)
-        log_probabilities = ops.reshape(
-            log_probabilities, (batch_size, beam_width, vocabulary_size)
+        (top_log_probabilities, top_tokens), state = _step_unfinished(
+            step_function, best_candidates, previous_tokens, state, context,
+            ops.reshape(finished, (flat_size,)),
+        )  # fmt: skip
+        count = top_tokens.shape[-1]
+        # (batch, beam, count)
+        top_log_probabilities = ops.reshape(top_log_probabilities, (batch_size, beam_width, count))
+        top_tokens = ops.reshape(top_tokens, (batch_size, beam_width, count))
+        # A finished hypothesis can only continue with padding, at no cost; its other
+        # candidates are the lowest other tokens at NEGATIVE_INFINITY.
+        top_log_probabilities = ops.where(
+            finished[:, :, None], finished_log_probabilities[:count], top_log_probabilities
         )
-        # A finished hypothesis can only continue with padding, at no cost.
-        padding_only = ops.where(
-            ops.equal(ops.arange(vocabulary_size), pad_token_id), 0.0, NEGATIVE_INFINITY
-        )
-        log_probabilities = ops.where(
-            finished[:, :, None], padding_only[None, None, :], log_probabilities
-        )
-        candidate_scores = scores[:, :, None] + log_probabilities
+        top_tokens = ops.where(finished[:, :, None], finished_tokens[:count], top_tokens)
+        candidate_scores = scores[:, :, None] + top_log_probabilities
         candidate_lengths = lengths + ops.cast(ops.logical_not(finished), "int32")
         penalties = _length_penalty(candidate_lengths, length_penalty)[:, :, None]
-        # (batch, beam * vocabulary)
-        ranking = ops.reshape(
-            candidate_scores / penalties, (batch_size, beam_width * vocabulary_size)
-        )
+        # (batch, beam * count)
+        ranking = ops.reshape(candidate_scores / penalties, (batch_size, beam_width * count))
         _, best = ops.top_k(ranking, k=beam_width)
         best = ops.cast(best, "int32")
-        source_beams = best // vocabulary_size
-        next_tokens = best % vocabulary_size
-        # (batch, beam * vocabulary)
-        flat_candidate_scores = ops.reshape(
-            candidate_scores, (batch_size, beam_width * vocabulary_size)
-        )
+        source_beams = best // count
+        # (batch, beam * count)
+        flat_top_tokens = ops.reshape(top_tokens, (batch_size, beam_width * count))
+        next_tokens = ops.take_along_axis(flat_top_tokens, best, axis=1)
+        # (batch, beam * count)
+        flat_candidate_scores = ops.reshape(candidate_scores, (batch_size, beam_width * count))
         scores = ops.take_along_axis(flat_candidate_scores, best, axis=1)
         lengths = ops.take_along_axis(candidate_lengths, source_beams, axis=1)
         was_finished = ops.take_along_axis(finished, source_beams, axis=1)
@@ -222,6 +314,7 @@ def beam_search(
                 ops.greater_equal(index + 1, beam_maximum_lengths),
             ),
         )
+        finished = ops.logical_or(finished, cannot_improve(scores, lengths, finished)[:, None])
         return index + 1, flat_next_tokens, state, tokens, scores, lengths, finished
 
     loop_variables = (

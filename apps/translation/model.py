@@ -172,7 +172,9 @@ class Translator:
             embedded, state, context["sequences"], context["keys"],
             context["mask"],
         )  # fmt: skip
-        return self.logits(outputs) + self.logit_bias, state
+        # The logits layer with `logit_bias` folded into its bias: one pass over the vocabulary.
+        bias = self.logits.bias + self.logit_bias
+        return ops.matmul(outputs, self.logits.kernel) + bias, state
 
     def maximum_lengths(self, source_ids):
         """Per sentence: ratio * source tokens + offset, within [1, max_target_length]."""
@@ -202,4 +204,3 @@ class Translator:
             training=False, return_attention_scores=True,
         )  # fmt: skip
         return weights
-

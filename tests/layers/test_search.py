@@ -1,3 +1,5 @@
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -107,9 +109,9 @@ def test_greedy_equals_step_by_step_argmax_by_hand():
         previous = np.array([2], "int32")
         for time in range(maximum_lengths[row]):
             logits, row_state = step(previous, row_state, row_context)
-            log_probabilities = keras.ops.convert_to_numpy(
-                keras.ops.log_softmax(logits, axis=-1)
-            )[0]
+            log_probabilities = keras.ops.convert_to_numpy(keras.ops.log_softmax(logits, axis=-1))[
+                0
+            ]
             previous = np.array([np.argmax(log_probabilities)], "int32")
             expected_tokens[row, time] = previous[0]
             expected_scores[row] += log_probabilities[previous[0]]
@@ -158,3 +160,52 @@ def test_searches_run_in_a_graph_with_an_unknown_batch_size():
 def test_bad_beam_width_is_named():
     with pytest.raises(ValueError, match="beam_width"):
         beam_search(markov_step(CHAIN), {}, {}, np.array([START]), END, np.array([2]), 0)
+
+
+def exhaustive_best(chain, maximum_length, length_penalty):
+    """The best (score / length penalty) sequence of the Markov chain, by enumeration."""
+    log_table = np.log(np.asarray(chain, "float64"))
+    best = (-np.inf, None, None)
+    for length in range(1, maximum_length + 1):
+        for sequence in itertools.product(range(len(chain)), repeat=length):
+            if END in sequence[:-1] or (length < maximum_length and sequence[-1] != END):
+                continue
+            previous = (START,) + sequence[:-1]
+            score = sum(log_table[a, b] for a, b in zip(previous, sequence, strict=True))
+            ranking = score / ((5.0 + length) / 6.0) ** length_penalty
+            if ranking > best[0]:
+                best = (ranking, list(sequence) + [PAD] * (maximum_length - length), score)
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6, 2.0])
+def test_beam_as_wide_as_the_search_space_finds_the_exhaustive_best(length_penalty):
+    # 5 tokens, 3 steps: at most 25 hypotheses, so a beam of 25 never drops the best one,
+    # and the early stop must not cut it short.
+    start = np.full((2,), START, "int32")
+    lengths = np.array([3, 2], "int32")
+    tokens, scores = beam_search(
+        markov_step(CHAIN), {}, {}, start, END, lengths, beam_width=25,
+        length_penalty=length_penalty,
+    )  # fmt: skip
+    for row, maximum_length in enumerate(lengths):
+        expected_tokens, expected_score = exhaustive_best(CHAIN, maximum_length, length_penalty)
+        np.testing.assert_array_equal(tokens[row, :maximum_length], expected_tokens)
+        np.testing.assert_allclose(scores[row], expected_score, rtol=1e-5)
+
+
+def test_beam_search_stops_once_no_hypothesis_can_catch_up():
+    # After START: END with 0.9. Every other path costs more than log(0.9) after one step.
+    chain = [row[:] for row in CHAIN]
+    chain[START] = [1e-9, 0.9, 0.05, 0.05, 1e-9]
+    calls = []
+    markov = markov_step(chain)
+
+    def counting_step(tokens, state, context):
+        calls.append(1)
+        return markov(tokens, state, context)
+
+    start = np.full((1,), START, "int32")
+    tokens, _ = beam_search(counting_step, {}, {}, start, END, np.array([10]), beam_width=3)
+    np.testing.assert_array_equal(tokens[0, :2], [END, PAD])
+    assert len(calls) <= 2
