@@ -5,6 +5,9 @@ word-level `TextVectorization` (5,000 words; NFKD, lower-case, only a-z and . ? 
 a bidirectional GRU encoder (directions summed), a GRU decoder started from zeros, one
 cross-attention block (`MultiHeadAttention` with one head, residual, layer norm), masked
 loss and accuracy, Adam, and greedy decoding as one `tf.function` holding a batched loop.
+
+`embedding_dim` (default: `units`) and `max_output_tokens` are arguments so that
+`translation_speed.py` can build it at the app's size and decode the same number of steps.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def masked_accuracy(y_true, y_pred):
 
 
 class Translator(keras.Model):
-    def __init__(self, context_vectorizer, target_vectorizer, units=256):
+    def __init__(
+        self, context_vectorizer, target_vectorizer, units=256, embedding_dim=None,
+        max_output_tokens=MAX_OUTPUT_TOKENS,
+    ):  # fmt: skip
         super().__init__()
+        embedding_dim = embedding_dim or units
+        self.max_output_tokens = max_output_tokens
         self.context_vectorizer = context_vectorizer
         self.target_vectorizer = target_vectorizer
         self.words = tf.constant(target_vectorizer.get_vocabulary())
@@ -47,12 +55,14 @@ class Translator(keras.Model):
         self.end_id = target_vectorizer.get_vocabulary().index("[END]")
         vocabulary_size = target_vectorizer.vocabulary_size()
         self.context_embedding = keras.layers.Embedding(
-            context_vectorizer.vocabulary_size(), units, mask_zero=True
+            context_vectorizer.vocabulary_size(), embedding_dim, mask_zero=True
         )
         self.encoder = keras.layers.Bidirectional(
             keras.layers.GRU(units, return_sequences=True), merge_mode="sum"
         )
-        self.target_embedding = keras.layers.Embedding(vocabulary_size, units, mask_zero=True)
+        self.target_embedding = keras.layers.Embedding(
+            vocabulary_size, embedding_dim, mask_zero=True
+        )
         self.decoder = keras.layers.GRU(units, return_sequences=True, return_state=True)
         self.attention = keras.layers.MultiHeadAttention(key_dim=units, num_heads=1)
         self.add = keras.layers.Add()
@@ -60,7 +70,7 @@ class Translator(keras.Model):
         self.output_layer = keras.layers.Dense(vocabulary_size)
 
     @classmethod
-    def from_pairs(cls, pairs, units=256, vocabulary_size=5000):
+    def from_pairs(cls, pairs, units=256, vocabulary_size=5000, **kwargs):
         vectorizers = []
         for side in (0, 1):
             vectorizer = keras.layers.TextVectorization(
@@ -69,7 +79,7 @@ class Translator(keras.Model):
             vectorizer.adapt(tf.data.Dataset.from_tensor_slices(
                 [pair[side] for pair in pairs]).batch(256))  # fmt: skip
             vectorizers.append(vectorizer)
-        return cls(*vectorizers, units=units)
+        return cls(*vectorizers, units=units, **kwargs)
 
     def encode(self, context_ids):
         return self.encoder(self.context_embedding(context_ids))
@@ -97,8 +107,8 @@ class Translator(keras.Model):
         tokens = tf.fill([batch, 1], tf.constant(self.start_id, tf.int64))
         done = tf.zeros([batch], tf.bool)
         state = tf.zeros([batch, self.decoder.units])
-        outputs = tf.TensorArray(tf.int64, size=MAX_OUTPUT_TOKENS)
-        for step in tf.range(MAX_OUTPUT_TOKENS):
+        outputs = tf.TensorArray(tf.int64, size=self.max_output_tokens)
+        for step in tf.range(self.max_output_tokens):
             logits, state = self.decode(context, context_ids, tokens, state)
             tokens = tf.argmax(logits, axis=-1)
             done = tf.logical_or(done, tokens[:, 0] == self.end_id)
