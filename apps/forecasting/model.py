@@ -147,5 +147,6 @@ def build_model(
         loss=PinballLoss(quantiles) if quantiles else "mse",
         metrics=None if quantiles else ["mae"],
         jit_compile=settings.jit_compile,
+        steps_per_execution=config.training.steps_per_execution,
     )
     return model

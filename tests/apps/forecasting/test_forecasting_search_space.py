@@ -13,5 +13,15 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
                               "lookback", "learning_rate", "batch_size"}
     hp.values.update({"lookback": 264, "model_type": "encoder-decoder", "units": 16})
     chosen = APP.search_space(hp, base)
-    assert chosen.data.lookback == 264 and chosen.model.highway_window == 264
+    assert chosen.data.lookback == 264 and chosen.model.recurrent_window == 48
     assert chosen.model.model_type == "encoder-decoder" and chosen.model.units == 16
+
+
+def test_highway_and_recurrent_window_follow_the_chosen_lookback():
+    config = config_lib.quick()
+    config.model.recurrent_window = 40
+    hp = keras_tuner.HyperParameters()
+    APP.search_space(hp, config)
+    hp.values["lookback"] = 24
+    chosen = APP.search_space(hp, config)
+    assert chosen.model.highway_window == 24 and chosen.model.recurrent_window == 24
