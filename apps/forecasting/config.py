@@ -57,8 +57,9 @@ class ModelConfig:
     # True: the model forecasts the residual of a frozen linear base, the evaluation's ridge
     # on every column in original units, its lag count, L2 penalty and square-root transform
     # chosen on the validation windows and fitted on the training windows (on train and
-    # validation with `linear_base_refit`). The recurrent head starts from zero, so training
-    # starts at the linear forecast.
+    # validation with `linear_base_refit`). The direct and encoder-decoder heads start from
+    # zero, so training starts at the linear forecast (the autoregressive decoder's head does
+    # not, and it feeds back its own part of the forecast).
     linear_base: bool = False
     linear_base_refit: bool = False
     # Compile the training step with XLA (one graph per batch shape; measure before using).
