@@ -1,4 +1,4 @@
-"""Losses for probabilistic outputs."""
+"""Losses and metrics for probabilistic (quantile) outputs."""
 
 import keras
 from keras import ops
@@ -57,3 +57,42 @@ class PinballLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"quantiles": self.quantiles})
         return config
+
+
+def median_absolute_error(y_true, y_pred, median_index):
+    """Absolute error of quantile `median_index` of `y_pred` `(..., quantiles)`, per example."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    errors = ops.abs(ops.cast(y_true, y_pred.dtype) - y_pred[..., median_index])
+    return ops.mean(ops.reshape(errors, (ops.shape(errors)[0], -1)), axis=-1)  # (batch,)
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class MedianAbsoluteError(keras.metrics.MeanMetricWrapper):
+    """Mean absolute error of a quantile forecast's median, the point forecast it implies.
+
+    The median is the quantile level closest to 0.5. Masking: none; every element counts.
+
+    Args:
+        quantiles: the quantile levels of the last axis of `y_pred`.
+        name: the metric's name (`"mae"`, as for point forecasts).
+        dtype: the metric's dtype.
+
+    Example:
+
+    ```python
+    metric = MedianAbsoluteError(quantiles=(0.1, 0.5, 0.9))
+    metric.update_state(ops.zeros((1, 2)), ops.convert_to_tensor([[[0, 3, 9], [0, -1, 9]]]))
+    metric.result()  # (3 + 1) / 2 = 2.0
+    ```
+    """
+
+    def __init__(self, quantiles=(0.1, 0.5, 0.9), name="mae", dtype=None):
+        self.quantiles = tuple(float(quantile) for quantile in quantiles)
+        median_index = min(
+            range(len(self.quantiles)), key=lambda index: abs(self.quantiles[index] - 0.5)
+        )
+        super().__init__(median_absolute_error, name=name, dtype=dtype,
+                         median_index=median_index)  # fmt: skip
+
+    def get_config(self):
+        return {"quantiles": self.quantiles, "name": self.name, "dtype": self.dtype}

@@ -94,7 +94,8 @@ class ForecastingApp(App):
     config_class = config.ForecastingConfig
     presets = config.PRESETS
     default_preset = "base"
-    monitor = "val_loss"
+    # Mean absolute error of the (median) forecast on the validation windows, normalized units.
+    monitor = "val_mae"
     monitor_mode = "min"
     assets_class = data.SeriesAssets
 

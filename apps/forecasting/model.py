@@ -17,7 +17,7 @@ from apps.forecasting.config import ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.autoregressive import AutoregressiveDecoder
 from layers.highway import LinearForecast, LinearHighway
-from layers.losses import PinballLoss
+from layers.losses import MedianAbsoluteError, PinballLoss
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
@@ -145,7 +145,7 @@ def build_model(
     model.compile(
         optimizer=training.optimizer(config.training),
         loss=PinballLoss(quantiles) if quantiles else "mse",
-        metrics=None if quantiles else ["mae"],
+        metrics=[MedianAbsoluteError(quantiles) if quantiles else "mae"],
         jit_compile=settings.jit_compile,
         steps_per_execution=config.training.steps_per_execution,
     )

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers.losses import PinballLoss
+from layers.losses import MedianAbsoluteError, PinballLoss
 
 
 def test_pinball_loss_against_hand_computed_values():
@@ -40,3 +40,15 @@ def test_learns_quantiles_of_a_uniform_target():
     model.fit(inputs, targets, epochs=40, batch_size=256, verbose=0)
     np.testing.assert_allclose(model.predict(inputs[:1], verbose=0)[0, 0], [0.1, 0.5, 0.9],
                                atol=0.05)
+
+
+def test_median_absolute_error_scores_the_quantile_nearest_one_half():
+    y_true = np.array([[1.0, 2.0], [0.0, -1.0]], dtype=np.float32)  # (batch, horizon)
+    y_pred = np.zeros((2, 2, 3), dtype=np.float32)
+    y_pred[..., 1] = [[0.0, 5.0], [1.0, -1.0]]  # the median column; the others must not count
+    y_pred[..., 0], y_pred[..., 2] = -100.0, 100.0
+    metric = MedianAbsoluteError(quantiles=(0.1, 0.45, 0.9))
+    metric.update_state(y_true, y_pred)
+    assert float(metric.result()) == pytest.approx((1.0 + 3.0 + 1.0 + 0.0) / 4)
+    restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert restored.quantiles == (0.1, 0.45, 0.9) and restored.name == "mae"
