@@ -64,7 +64,7 @@ def base() -> SentimentConfig:
     config = SentimentConfig()
     config.model.ngram_bag = True
     config.training = TrainingConfig(
-        epochs=8, batch_size=32, learning_rate=2e-3, weight_decay=1e-2, early_stopping_patience=2
+        epochs=8, batch_size=32, learning_rate=1e-3, weight_decay=1e-2, early_stopping_patience=2
     )
     return config
 
