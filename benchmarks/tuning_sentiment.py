@@ -84,7 +84,7 @@ def main() -> None:
             float(value) for value in re.findall(r"trial finished in ([\d.]+) s", log)
         ],
         "memory_megabytes_after_each_trial": [
-            int(value) for value in re.findall(r"process memory (\d+) MB", log)
+            int(value) for value in re.findall(r"process \d+ memory (\d+) MB", log)
         ],
         "ranking": [
             {"trial": trial["trial_id"], "val_accuracy": trial["score"],

@@ -83,6 +83,7 @@ def run_tune(app: App, args: argparse.Namespace) -> None:
         max_trials=args.max_trials,
         export_best=args.export_best,
         export_root=Path(args.export_dir) if args.export_dir else None,
+        trials_per_process=args.trials_per_process,
     )
 
 
@@ -209,6 +210,13 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--epochs", type=int, help="epochs per trial (default: the config's training.epochs)"
+    )
+    tune.add_argument(
+        "--trials-per-process",
+        type=int,
+        default=1,
+        help="run the trials this many at a time in fresh processes, so that memory does not "
+        "grow over a long search (0: all in this process; default: %(default)s)",
     )
     tune.add_argument(
         "--export-best",

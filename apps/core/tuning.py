@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -115,7 +116,7 @@ class AppHyperModel(keras_tuner.HyperModel):
         )
         print(
             f"trial finished in {time.monotonic() - started:.1f} s; "
-            f"process memory {memory_megabytes():.0f} MB",
+            f"process {os.getpid()} memory {memory_megabytes():.0f} MB",
             flush=True,
         )
         return history
@@ -204,6 +205,59 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+def search(
+    app: App, config: Any, workdir: Path, tuner_name: str, max_trials: int
+) -> tuple[keras_tuner.Tuner, AppHyperModel]:
+    """Runs (or resumes) the search in this process until `max_trials` trials are done."""
+    keras.utils.set_random_seed(config.training.seed)
+    strategy = training.distribution_strategy(config.training.strategy)
+    datasets = app.load_data(training.global_batch_config(config, strategy))
+    print(f"data: {json.dumps(datasets.summary)}", flush=True)
+    hypermodel = AppHyperModel(app, config, datasets.assets, strategy)
+    tuner = make_tuner(tuner_name, hypermodel, app, workdir, max_trials, strategy)
+    tuner.search(
+        callbacks=[keras.callbacks.TensorBoard(str(workdir / LOGS_DIR))],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return tuner, hypermodel
+
+
+def search_chunk(app: App, config: Any, workdir: Path, tuner_name: str, max_trials: int):
+    """`search` in a child process (its tuner does not pickle back)."""
+    search(app, config, workdir, tuner_name, max_trials)
+
+
+def ended_trials(workdir: Path) -> int:
+    """Trials of the search in `workdir` that will not run again (a killed one will)."""
+    statuses = [json.loads(path.read_text())["status"]
+                for path in (workdir / PROJECT_NAME).glob("trial_*/trial.json")]  # fmt: skip
+    return sum(status != "RUNNING" for status in statuses)
+
+
+def search_in_fresh_processes(
+    app: App,
+    config: Any,
+    workdir: Path,
+    tuner_name: str,
+    max_trials: int,
+    trials_per_process: int,
+) -> None:
+    """Runs the search's remaining trials, `trials_per_process` per fresh child process."""
+    context = multiprocessing.get_context("spawn")
+    while (done := ended_trials(workdir)) < max_trials:
+        target = min(done + trials_per_process, max_trials)
+        child = context.Process(
+            target=search_chunk, args=(app, config, workdir, tuner_name, target)
+        )
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise UserError(f"a search process for trials up to {target} exited with "
+                            f"{child.exitcode}; rerun the same command to resume")  # fmt: skip
+        if ended_trials(workdir) == done:
+            return  # the oracle stopped early (e.g. the search space is exhausted)
+
+
 def tune(
     app: App,
     config: Any,
@@ -212,29 +266,30 @@ def tune(
     max_trials: int = 10,
     export_best: bool = False,
     export_root: Path | None = None,
+    trials_per_process: int = 1,
 ) -> Path | None:
     """Searches `app.search_space` around `config` in `workdir`; returns the best config file.
 
-    Returns None in a distributed search's worker (the chief writes the results).
+    Trials run `trials_per_process` at a time in fresh processes (0: all in this one), since
+    TensorFlow keeps some memory of every model fitted in a process even after
+    `clear_session`; not for Hyperband or a distributed search, which run here. Returns None
+    in a distributed search's worker (the chief writes the results).
     """
     if tuner_name not in TUNERS:
         raise UserError(f"--tuner: unknown tuner {tuner_name!r}; valid: {', '.join(TUNERS)}")
     if max_trials < 1:
         raise UserError(f"--max-trials must be at least 1, got {max_trials}")
+    if trials_per_process < 0:
+        raise UserError(f"--trials-per-process must be 0 or more, got {trials_per_process}")
     workdir.mkdir(parents=True, exist_ok=True)
     check_settings(
         workdir, {"app": app.name, "tuner": tuner_name, "config": config_lib.to_dict(config)}
     )
-    keras.utils.set_random_seed(config.training.seed)
-    strategy = training.distribution_strategy(config.training.strategy)
-    datasets = app.load_data(training.global_batch_config(config, strategy))
-    print(f"data: {json.dumps(datasets.summary)}")
-    hypermodel = AppHyperModel(app, config, datasets.assets, strategy)
-    tuner = make_tuner(tuner_name, hypermodel, app, workdir, max_trials, strategy)
-    tuner.search(
-        callbacks=[keras.callbacks.TensorBoard(str(workdir / LOGS_DIR))],
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    distributed = "KERASTUNER_ORACLE_IP" in os.environ
+    if trials_per_process and tuner_name != "hyperband" and not distributed:
+        search_in_fresh_processes(app, config, workdir, tuner_name, max_trials, trials_per_process)
+    # Runs what is left of the search here (nothing, after the fresh processes) and loads it.
+    tuner, hypermodel = search(app, config, workdir, tuner_name, max_trials)
     if is_tuning_worker():
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: the search is over")
         return None

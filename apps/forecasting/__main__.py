@@ -2,4 +2,6 @@ import sys
 
 from apps.forecasting import main
 
-sys.exit(main())
+# Guarded: the search's fresh processes (multiprocessing "spawn") import this module.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -41,14 +42,17 @@ def data(tmp_path_factory, reviews_csv) -> Path:
     return reviews_csv(tmp_path_factory.mktemp("reviews") / "reviews.csv", 240)
 
 
-def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_path, capsys):
+def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_path, capfd):
     workdir = tmp_path / "search"
     export_root = tmp_path / "saved_models"
     code = main(tiny_search_args(data, workdir)
                 + ["--export-best", "--export-dir", str(export_root)])
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert code == 0
     assert "best trials (2 finished, objective val_accuracy max)" in out
+    # Each trial ran in its own fresh process (--trials-per-process 1), so memory is released.
+    trial_processes = re.findall(r"trial finished in .* process (\d+) memory", out)
+    assert len(set(trial_processes)) == 2 and str(os.getpid()) not in trial_processes
 
     trials = trial_files(workdir)
     assert sorted(trials) == ["trial_0", "trial_1"]
@@ -80,11 +84,11 @@ def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_pa
 
     # A rerun of a finished search runs no trial; other settings are refused.
     assert main(tiny_search_args(data, workdir)) == 0
-    assert "Running Trial" not in capsys.readouterr().out
+    assert "Running Trial" not in capfd.readouterr().out
     assert trial_files(workdir) == trials
     code = main(tiny_search_args(data, workdir) + ["--set", "training.seed=7"])
     assert code == 2
-    assert "holds a search with other settings" in capsys.readouterr().err
+    assert "holds a search with other settings" in capfd.readouterr().err
 
 
 def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_path):
