@@ -42,9 +42,9 @@ from report import replace_section
 
 from apps.core import config as config_lib
 from apps.core import export
+from apps.core import training as training_lib
 from apps.sentiment import APP
 from apps.sentiment import data as data_lib
-from apps.sentiment.optimizer import fused_optimizer
 from pipelines import text as text_lib
 
 SECTION_BEGIN = "<!-- sentiment_speed:begin -->"
@@ -109,7 +109,7 @@ def reference_model(
     probabilities = keras.layers.Dense(num_classes, activation="softmax")(x)
     reference = keras.Model(token_ids, probabilities, name="padded_reference")
     adamw = (
-        fused_optimizer(training)
+        training_lib.optimizer(training)
         if optimizer == "fused"
         else keras.optimizers.AdamW(
             learning_rate=training.learning_rate,

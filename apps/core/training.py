@@ -19,6 +19,7 @@ from apps.core import config as config_lib
 from apps.core import plots
 from apps.core.app import App, Datasets
 from apps.core.errors import UserError
+from apps.core.optimizers import FusedAdamW
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -28,8 +29,9 @@ HISTORY_FILE = "history.csv"
 
 
 def optimizer(training: config_lib.TrainingConfig) -> keras.optimizers.Optimizer:
-    """AdamW with the configured learning rate, weight decay and global-norm gradient clipping."""
-    return keras.optimizers.AdamW(
+    """AdamW (fused update) with the configured learning rate, weight decay and global-norm
+    gradient clipping."""
+    return FusedAdamW(
         learning_rate=training.learning_rate,
         weight_decay=training.weight_decay,
         global_clipnorm=training.clip_norm or None,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import keras
 
+from apps.core import training
 from apps.sentiment.config import SentimentConfig
-from apps.sentiment.optimizer import fused_optimizer
 from layers.ngram_bag import NgramBag
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
@@ -51,7 +51,7 @@ def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int)
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
     classifier = keras.Model(token_ids, probabilities, name="sentiment_classifier")
     classifier.compile(
-        optimizer=fused_optimizer(config.training),
+        optimizer=training.optimizer(config.training),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=config.training.steps_per_execution,

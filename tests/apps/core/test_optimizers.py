@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from apps.core.config import TrainingConfig
-from apps.sentiment.optimizer import FusedAdamW, fused_optimizer
+from apps.core.optimizers import FusedAdamW
+from apps.core.training import optimizer as training_optimizer
 
 
 def trained_weights(optimizer_class, initial, gradients):
@@ -41,9 +42,9 @@ def test_updates_equal_keras_adamw_with_sparse_and_dense_gradients():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_fused_optimizer_takes_the_training_config_and_round_trips(tmp_path):
+def test_the_training_optimizer_is_fused_takes_the_config_and_round_trips(tmp_path):
     training = TrainingConfig(learning_rate=3e-3, weight_decay=0.05, clip_norm=2.0)
-    optimizer = fused_optimizer(training)
+    optimizer = training_optimizer(training)
     assert isinstance(optimizer, FusedAdamW)
     assert optimizer.weight_decay == 0.05 and optimizer.global_clipnorm == 2.0
     np.testing.assert_allclose(float(optimizer.learning_rate), 3e-3)

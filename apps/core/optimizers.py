@@ -5,9 +5,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from apps.core.config import TrainingConfig
-from apps.core.training import optimizer
-
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
 class FusedAdamW(keras.optimizers.AdamW):
@@ -41,7 +38,3 @@ class FusedAdamW(keras.optimizers.AdamW):
             grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
         )
 
-
-def fused_optimizer(training: TrainingConfig) -> FusedAdamW:
-    """`apps.core.training.optimizer(training)` (AdamW, clipping, decay) with the fused update."""
-    return FusedAdamW.from_config(optimizer(training).get_config())
