@@ -2,7 +2,7 @@
 
 import keras
 
-from layers.recurrent_encoder import CELL_CLASSES
+from layers.recurrent_encoder import CELL_CLASSES, check_recurrent_arguments
 
 ATTENTION_TYPES = ("additive", "multiplicative")
 
@@ -77,19 +77,12 @@ class AttentionDecoder(keras.layers.Layer):
 
     def __init__(self, units, cell="lstm", attention="additive", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
-        if cell not in CELL_CLASSES:
-            raise ValueError(
-                f"`cell` must be one of {sorted(CELL_CLASSES)}. Received: cell={cell!r}"
-            )
+        check_recurrent_arguments(units, cell, dropout)
         if attention not in ATTENTION_TYPES:
             raise ValueError(
                 f"`attention` must be one of {list(ATTENTION_TYPES)}. "
                 f"Received: attention={attention!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         self.units = units
         self.cell = cell
         self.attention = attention

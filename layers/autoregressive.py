@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from layers.recurrent_encoder import check_recurrent_arguments
+
 CELL_CLASSES = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
 
 
@@ -72,18 +74,14 @@ class AutoregressiveDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_recurrent_arguments(units, cell, dropout)
         for name, value in (
-            ("units", units),
             ("output_units", output_units),
             ("horizon", horizon),
             ("num_quantiles", num_quantiles),
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        if cell not in CELL_CLASSES:
-            raise ValueError(
-                f"`cell` must be one of {sorted(CELL_CLASSES)}. Received: cell={cell!r}"
-            )
         if not 0 <= feedback_quantile < num_quantiles:
             raise ValueError(
                 f"`feedback_quantile` must be in [0, {num_quantiles}). "

@@ -6,6 +6,19 @@ CELL_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
 
+def check_recurrent_arguments(units, cell, dropout) -> None:
+    """Raises a ValueError naming the bad one of the arguments every recurrent layer here takes.
+
+    `units` a positive integer, `cell` "lstm" or "gru", `dropout` in [0, 1).
+    """
+    if not isinstance(units, int) or units < 1:
+        raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+    if cell not in CELL_CLASSES:
+        raise ValueError(f"`cell` must be one of {sorted(CELL_CLASSES)}. Received: cell={cell!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+
+
 @keras.saving.register_keras_serializable(package="rnn_suite")
 class RecurrentEncoder(keras.layers.Layer):
     """Encodes a sequence with stacked `keras.layers.LSTM` or `keras.layers.GRU` layers.
@@ -77,23 +90,16 @@ class RecurrentEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+        check_recurrent_arguments(units, cell, dropout)
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(
                 f"`num_layers` must be a positive integer. Received: num_layers={num_layers!r}"
-            )
-        if cell not in CELL_CLASSES:
-            raise ValueError(
-                f"`cell` must be one of {sorted(CELL_CLASSES)}. Received: cell={cell!r}"
             )
         if merge_mode not in MERGE_MODES:
             raise ValueError(
                 f"`merge_mode` must be one of {list(MERGE_MODES)}. "
                 f"Received: merge_mode={merge_mode!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         self.units = units
         self.num_layers = num_layers
         self.cell = cell
