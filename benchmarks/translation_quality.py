@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.translation import APP, corpus_bleu
+from apps.translation import APP, canonical_targets, corpus_bleu
 from apps.translation import data as data_lib
 
 
@@ -70,6 +70,23 @@ def target_tokens(dataset) -> int:
     return int(sum(np.count_nonzero(targets) for _, targets in dataset))
 
 
+def training_figures(config, budget, train, model, preprocessing_seconds: float) -> dict:
+    """Seeds, times, epochs and throughput of a budgeted run (the app's and the reference's)."""
+    epoch_seconds = [epoch["seconds"] for epoch in budget.epochs]
+    return {
+        "seed": config.training.seed,
+        "split_seed": config.data.split_seed,
+        "preprocessing_seconds": round(preprocessing_seconds, 1),
+        "train_seconds": round(budget.train_seconds, 1),
+        "epochs": budget.epochs,
+        "best_epoch": budget.best_epoch,
+        "train_target_tokens_per_second": round(
+            target_tokens(train) / float(np.median(epoch_seconds)), 1
+        ),
+        "parameters": model.count_params(),
+    }
+
+
 def run_app(args) -> dict:
     config = APP.presets[args.preset]()
     config_lib.apply_overrides(config, args.overrides)
@@ -87,20 +104,11 @@ def run_app(args) -> dict:
     config_lib.save(config, workdir / training.CONFIG_FILE)
     datasets.assets.save(workdir / training.ASSETS_DIR)
     metrics = APP.evaluate(model, config, datasets, workdir)
-    tokens = target_tokens(datasets.train)
-    epoch_seconds = [epoch["seconds"] for epoch in budget.epochs]
     return {
         "model": f"app preset {args.preset} {' '.join(args.overrides)}".strip(),
-        "seed": config.training.seed,
-        "split_seed": config.data.split_seed,
         "data": datasets.summary,
-        "preprocessing_seconds": round(preprocessing_seconds, 1),
-        "train_seconds": round(budget.train_seconds, 1),
-        "epochs": budget.epochs,
-        "best_epoch": budget.best_epoch,
-        "train_target_tokens_per_second": round(tokens / float(np.median(epoch_seconds)), 1),
-        "parameters": model.count_params(),
-        **{key: value for key, value in metrics.items()},
+        **training_figures(config, budget, datasets.train, model, preprocessing_seconds),
+        **metrics,
     }
 
 
@@ -125,28 +133,18 @@ def run_reference(args) -> dict:
     from pipelines.translation import SentenceTokenizer
 
     canonical = SentenceTokenizer(["[PAD]", "[UNK]", "[START]", "[END]"], lowercase=True)
-    references = [text.decode() for text in canonical.canonical(
-        tf.constant([target for _, target in splits.test])).numpy()]  # fmt: skip
+    references = canonical_targets(canonical, splits.test)
     translations = []
     decode_started = time.perf_counter()
     for start in range(0, len(sources), 64):
         translations += model.translate(tf.constant(sources[start : start + 64]))
     decode_seconds = time.perf_counter() - decode_started
     source_ids = model.context_vectorizer(tf.constant(sources))
-    tokens = target_tokens(train)
-    epoch_seconds = [epoch["seconds"] for epoch in budget.epochs]
     return {
         "model": f"reference nmt_with_attention units={args.units} "
                  f"vocabulary={args.vocabulary_size}",
-        "seed": config.training.seed,
-        "split_seed": config.data.split_seed,
         "split": {name: len(getattr(splits, name)) for name in ("train", "validation", "test")},
-        "preprocessing_seconds": round(preprocessing_seconds, 1),
-        "train_seconds": round(budget.train_seconds, 1),
-        "epochs": budget.epochs,
-        "best_epoch": budget.best_epoch,
-        "train_target_tokens_per_second": round(tokens / float(np.median(epoch_seconds)), 1),
-        "parameters": model.count_params(),
+        **training_figures(config, budget, train, model, preprocessing_seconds),
         "bleu_greedy": corpus_bleu(references, translations),
         "sentences_per_second_greedy": len(sources) / decode_seconds,
         "test_source_unknown_rate": float(np.mean(source_ids.flat_values.numpy() == 1)),
