@@ -54,11 +54,14 @@ BEST_DIR = "best"
 LOGS_DIR = "logs"
 
 
+def is_distributed_search() -> bool:
+    """True in a chief or worker of KerasTuner's distributed mode."""
+    return "KERASTUNER_ORACLE_IP" in os.environ
+
+
 def is_tuning_worker() -> bool:
     """True in a distributed search's worker (KerasTuner's rule: an id without "chief")."""
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get(
-        "KERASTUNER_TUNER_ID", ""
-    )
+    return is_distributed_search() and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
 def memory_megabytes() -> float:
@@ -71,7 +74,8 @@ class AppHyperModel(keras_tuner.HyperModel):
     Args:
         app: the app whose `search_space`, `load_data` and `build_model` the trials use.
         base_config: the config the search space starts from (preset, `--set`, `--epochs`).
-        assets: the preprocessing state fitted on the base config's training split.
+        assets: the preprocessing state fitted on the base config's training split (None
+            when the search is only opened to read its results).
         strategy: the `tf.distribute` strategy of the trials (scales the global batch).
     """
 
@@ -206,25 +210,25 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def search(
-    app: App, config: Any, workdir: Path, tuner_name: str, max_trials: int
+    app: App, config: Any, workdir: Path, tuner_name: str, max_trials: int, run_trials: bool = True
 ) -> tuple[keras_tuner.Tuner, AppHyperModel]:
-    """Runs (or resumes) the search in this process until `max_trials` trials are done."""
-    keras.utils.set_random_seed(config.training.seed)
+    """Opens (resumes) the search in `workdir`; runs its trials up to `max_trials` here unless
+    `run_trials` is False (then only its results are read, and no data is loaded)."""
     strategy = training.distribution_strategy(config.training.strategy)
-    datasets = app.load_data(training.global_batch_config(config, strategy))
-    print(f"data: {json.dumps(datasets.summary)}", flush=True)
-    hypermodel = AppHyperModel(app, config, datasets.assets, strategy)
+    assets = None
+    if run_trials:
+        keras.utils.set_random_seed(config.training.seed)
+        datasets = app.load_data(training.global_batch_config(config, strategy))
+        print(f"data: {json.dumps(datasets.summary)}", flush=True)
+        assets = datasets.assets
+    hypermodel = AppHyperModel(app, config, assets, strategy)
     tuner = make_tuner(tuner_name, hypermodel, app, workdir, max_trials, strategy)
-    tuner.search(
-        callbacks=[keras.callbacks.TensorBoard(str(workdir / LOGS_DIR))],
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    if run_trials:
+        tuner.search(
+            callbacks=[keras.callbacks.TensorBoard(str(workdir / LOGS_DIR))],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
     return tuner, hypermodel
-
-
-def search_chunk(app: App, config: Any, workdir: Path, tuner_name: str, max_trials: int):
-    """`search` in a child process (its tuner does not pickle back)."""
-    search(app, config, workdir, tuner_name, max_trials)
 
 
 def ended_trials(workdir: Path) -> int:
@@ -246,9 +250,7 @@ def search_in_fresh_processes(
     context = multiprocessing.get_context("spawn")
     while (done := ended_trials(workdir)) < max_trials:
         target = min(done + trials_per_process, max_trials)
-        child = context.Process(
-            target=search_chunk, args=(app, config, workdir, tuner_name, target)
-        )
+        child = context.Process(target=search, args=(app, config, workdir, tuner_name, target))
         child.start()
         child.join()
         if child.exitcode != 0:
@@ -285,11 +287,14 @@ def tune(
     check_settings(
         workdir, {"app": app.name, "tuner": tuner_name, "config": config_lib.to_dict(config)}
     )
-    distributed = "KERASTUNER_ORACLE_IP" in os.environ
-    if trials_per_process and tuner_name != "hyperband" and not distributed:
+    in_fresh_processes = (
+        trials_per_process > 0 and tuner_name != "hyperband" and not is_distributed_search()
+    )
+    if in_fresh_processes:
         search_in_fresh_processes(app, config, workdir, tuner_name, max_trials, trials_per_process)
-    # Runs what is left of the search here (nothing, after the fresh processes) and loads it.
-    tuner, hypermodel = search(app, config, workdir, tuner_name, max_trials)
+    tuner, hypermodel = search(
+        app, config, workdir, tuner_name, max_trials, run_trials=not in_fresh_processes
+    )
     if is_tuning_worker():
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: the search is over")
         return None
