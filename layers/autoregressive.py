@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from layers.arguments import check_positive_integers
 from layers.recurrent_encoder import check_recurrent_arguments
 
 CELL_CLASSES = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
@@ -75,13 +76,9 @@ class AutoregressiveDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_recurrent_arguments(units, cell, dropout)
-        for name, value in (
-            ("output_units", output_units),
-            ("horizon", horizon),
-            ("num_quantiles", num_quantiles),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_integers(
+            output_units=output_units, horizon=horizon, num_quantiles=num_quantiles
+        )
         if not 0 <= feedback_quantile < num_quantiles:
             raise ValueError(
                 f"`feedback_quantile` must be in [0, {num_quantiles}). "

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from layers.arguments import check_positive_integers, check_window_fits
+
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
 class LinearHighway(keras.layers.Layer):
@@ -38,18 +40,13 @@ class LinearHighway(keras.layers.Layer):
 
     def __init__(self, window, horizon, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("window", window), ("horizon", horizon)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_integers(window=window, horizon=horizon)
         self.window = window
         self.horizon = horizon
         self.dense = keras.layers.Dense(horizon, name="dense")
 
     def build(self, input_shape):
-        if input_shape[1] is not None and input_shape[1] < self.window:
-            raise ValueError(
-                f"`window` ({self.window}) is longer than the input's {input_shape[1]} steps."
-            )
+        check_window_fits(self.window, input_shape)
         self.dense.build((None, self.window))
         self.built = True
 
@@ -113,9 +110,7 @@ class LinearForecast(keras.layers.Layer):
     def __init__(self, window, horizon, targets, transform="identity", input_mean=None,
                  input_std=None, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("window", window), ("horizon", horizon), ("targets", targets)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_integers(window=window, horizon=horizon, targets=targets)
         if transform not in self.TRANSFORMS:
             raise ValueError(
                 f"`transform` must be one of {self.TRANSFORMS}. Received: transform={transform!r}"
@@ -134,10 +129,7 @@ class LinearForecast(keras.layers.Layer):
         self.dense = keras.layers.Dense(horizon * targets, name="dense")
 
     def build(self, input_shape):
-        if input_shape[1] is not None and input_shape[1] < self.window:
-            raise ValueError(
-                f"`window` ({self.window}) is longer than the input's {input_shape[1]} steps."
-            )
+        check_window_fits(self.window, input_shape)
         self.dense.build((None, self.window * input_shape[-1]))
         self.built = True
 

@@ -2,6 +2,8 @@
 
 import keras
 
+from layers.arguments import check_positive_integers
+
 CELL_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
@@ -11,8 +13,7 @@ def check_recurrent_arguments(units, cell, dropout) -> None:
 
     `units` a positive integer, `cell` "lstm" or "gru", `dropout` in [0, 1).
     """
-    if not isinstance(units, int) or units < 1:
-        raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+    check_positive_integers(units=units)
     if cell not in CELL_CLASSES:
         raise ValueError(f"`cell` must be one of {sorted(CELL_CLASSES)}. Received: cell={cell!r}")
     if not 0.0 <= dropout < 1.0:
@@ -91,10 +92,7 @@ class RecurrentEncoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_recurrent_arguments(units, cell, dropout)
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(
-                f"`num_layers` must be a positive integer. Received: num_layers={num_layers!r}"
-            )
+        check_positive_integers(num_layers=num_layers)
         if merge_mode not in MERGE_MODES:
             raise ValueError(
                 f"`merge_mode` must be one of {list(MERGE_MODES)}. "

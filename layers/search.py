@@ -30,6 +30,8 @@ References:
 import keras
 from keras import ops
 
+from layers.arguments import check_positive_integers
+
 NEGATIVE_INFINITY = -1e9
 
 
@@ -208,10 +210,7 @@ def beam_search(
                                  maximum_lengths=lengths, beam_width=4, length_penalty=0.6)
     ```
     """
-    if not isinstance(beam_width, int) or beam_width < 1:
-        raise ValueError(
-            f"`beam_width` must be a positive integer. Received: beam_width={beam_width!r}"
-        )
+    check_positive_integers(beam_width=beam_width)
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
     batch_size = ops.shape(start_tokens)[0]
