@@ -59,6 +59,11 @@ class PinballLoss(keras.losses.Loss):
         return config
 
 
+def median_index(quantiles) -> int:
+    """Index of the quantile level nearest 0.5 (the point forecast of a quantile model)."""
+    return min(range(len(quantiles)), key=lambda index: abs(quantiles[index] - 0.5))
+
+
 def median_absolute_error(y_true, y_pred, median_index):
     """Absolute error of quantile `median_index` of `y_pred` `(..., quantiles)`, per example."""
     y_pred = ops.convert_to_tensor(y_pred)
@@ -88,11 +93,8 @@ class MedianAbsoluteError(keras.metrics.MeanMetricWrapper):
 
     def __init__(self, quantiles=(0.1, 0.5, 0.9), name="mae", dtype=None):
         self.quantiles = tuple(float(quantile) for quantile in quantiles)
-        median_index = min(
-            range(len(self.quantiles)), key=lambda index: abs(self.quantiles[index] - 0.5)
-        )
         super().__init__(median_absolute_error, name=name, dtype=dtype,
-                         median_index=median_index)  # fmt: skip
+                         median_index=median_index(self.quantiles))  # fmt: skip
 
     def get_config(self):
         return {"quantiles": self.quantiles, "name": self.name, "dtype": self.dtype}

@@ -33,6 +33,7 @@ from apps.core import cli
 from apps.core.app import App
 from apps.core.errors import UserError
 from apps.forecasting import config, data, evaluation, model, search_space, serving
+from layers.losses import median_index
 from pipelines.errors import DataError
 from pipelines.sources import time_series
 
@@ -108,16 +109,7 @@ class ForecastingApp(App):
         return data.load_data(config, assets, whole_as_test)
 
     def build_model(self, config, assets):
-        return model.build_model(
-            config,
-            targets=len(assets.target_columns),
-            covariates=len(assets.covariate_columns),
-            known_future=len(assets.known_future_columns),
-            highway_weights=(
-                (assets.highway_kernel, assets.highway_bias) if assets.highway_kernel else None
-            ),
-            assets=assets,
-        )
+        return model.build_model(config, assets)
 
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:
         assets, series, splits = datasets.assets, datasets.series, datasets.splits
@@ -138,7 +130,7 @@ class ForecastingApp(App):
             )
             # (windows, horizon, targets, quantiles), sorted as the export sorts them
             levels = np.sort(np.moveaxis(levels, 0, -1), axis=-1)
-            forecast = levels[..., model.median_index(quantiles)]
+            forecast = levels[..., median_index(quantiles)]
         else:
             forecast = assets.normalization.denormalize(output, columns=target_columns)
         forecasts = {

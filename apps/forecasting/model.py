@@ -17,39 +17,29 @@ from apps.forecasting.config import ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.autoregressive import AutoregressiveDecoder
 from layers.highway import LinearForecast, LinearHighway
-from layers.losses import MedianAbsoluteError, PinballLoss
+from layers.losses import MedianAbsoluteError, PinballLoss, median_index
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
 DECODER_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
-def median_index(quantiles: tuple[float, ...]) -> int:
-    """Index of the quantile level nearest 0.5 (the point forecast of a quantile model)."""
-    return min(range(len(quantiles)), key=lambda index: abs(quantiles[index] - 0.5))
+def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
+    """The compiled model for the target, covariate and known-future columns of `assets`.
 
-
-def build_model(
-    config: ForecastingConfig,
-    targets: int,
-    covariates: int,
-    known_future: int,
-    highway_weights: tuple[np.ndarray, np.ndarray] | None = None,
-    assets: SeriesAssets | None = None,
-) -> keras.Model:
-    """The compiled model for `targets` target and `covariates` covariate columns.
-
-    With `highway_weights` (kernel, bias) the highway starts from them, and with
+    With a least-squares highway start in `assets` the highway starts from it, and with
     `model.linear_base` the frozen linear base takes the ridge in `assets`; in both cases the
     recurrent model's output layer starts from zero, so the untrained model is the linear
     forecast.
     """
     data, settings = config.data, config.model
+    targets, covariates = len(assets.target_columns), len(assets.covariate_columns)
+    known_future = len(assets.known_future_columns)
     quantiles = tuple(settings.quantiles)
     outputs_per_target = len(quantiles) or 1
     output_shape = (data.horizon, targets) + ((len(quantiles),) if quantiles else ())
 
-    warm_start = bool(settings.highway_window) and highway_weights is not None
+    warm_start = bool(settings.highway_window) and bool(assets.highway_kernel)
     head_init = "zeros" if warm_start or settings.linear_base else "glorot_uniform"
     history = keras.Input((data.lookback, targets + covariates), name="history")
     inputs = {"history": history}
@@ -140,7 +130,8 @@ def build_model(
     model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
     if warm_start:
         model.get_layer("highway").dense.set_weights(
-            [np.asarray(weights, np.float32) for weights in highway_weights]
+            [np.asarray(weights, np.float32)
+             for weights in (assets.highway_kernel, assets.highway_bias)]  # fmt: skip
         )
     model.compile(
         optimizer=training.optimizer(config.training),

@@ -18,7 +18,7 @@ import tensorflow as tf
 from apps.core.app import Endpoints
 from apps.forecasting.config import ForecastingConfig
 from apps.forecasting.data import SeriesAssets
-from apps.forecasting.model import median_index
+from layers.losses import median_index
 
 
 def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAssets) -> Endpoints:
