@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.core import cli
-from apps.core.app import App, Datasets
+from apps.core.app import App
 from apps.core.errors import UserError
 from apps.translation import config, data, model, search_space, serving
 from pipelines.translation import PAD_ID, START_ID
@@ -163,7 +163,7 @@ class TranslationApp(App):
     monitor_mode = "max"
     assets_class = data.TranslationAssets
 
-    def load_data(self, config, assets=None, whole_as_test=False) -> Datasets:
+    def load_data(self, config, assets=None, whole_as_test=False) -> data.TranslationDatasets:
         return data.load_data(config, assets, whole_as_test)
 
     def build_model(self, config, assets):
@@ -172,12 +172,12 @@ class TranslationApp(App):
         )
 
     def validation_callbacks(self, config, datasets):
-        return [ValidationBleu(config, datasets.assets, data.make_splits(config)[1].validation)]
+        return [ValidationBleu(config, datasets.assets, datasets.pairs.validation)]
 
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:
         """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
         results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)
-        test_pairs = data.make_splits(config, whole_as_test=datasets.train is None)[1].test
+        test_pairs = datasets.pairs.test
         sources = [source for source, _ in test_pairs]
         references = canonical_targets(datasets.assets.tokenizers()[1], test_pairs)
         endpoints = serving.endpoints(trained_model, config, datasets.assets)

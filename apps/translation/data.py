@@ -21,6 +21,13 @@ RECIPES = {"ding-de-en": load_ding_de_en}
 
 
 @dataclasses.dataclass
+class TranslationDatasets(Datasets):
+    """`Datasets` plus the sentence pairs of each split (BLEU needs the raw sentences)."""
+
+    pairs: translation.PairSplits | None = None
+
+
+@dataclasses.dataclass
 class TranslationAssets(Assets):
     """The source and target vocabularies learned on the training split."""
 
@@ -61,7 +68,7 @@ def load_data(
     config: TranslationConfig,
     assets: TranslationAssets | None = None,
     whole_as_test: bool = False,
-) -> Datasets:
+) -> TranslationDatasets:
     """Batched teacher-forcing datasets; the vocabularies are learned on the training split.
 
     `summary` counts the pairs read, skipped (an empty side), duplicated (a source seen
@@ -116,12 +123,13 @@ def load_data(
             f"validation {config.data.validation_fraction:.0%}"
         ),
     }
-    return Datasets(
+    return TranslationDatasets(
         train=datasets["train"],
         validation=datasets["validation"],
         test=datasets["test"],
         assets=assets,
         summary=summary,
+        pairs=splits,
     )
 
 
