@@ -70,7 +70,7 @@ class SentimentApp(App):
         return data.load_data(config, assets, whole_as_test)
 
     def build_model(self, config, assets):
-        return model.build_model(config, len(assets.vocabulary), len(assets.label_names))
+        return model.build_model(config, assets)
 
     def evaluate(self, model, config, datasets, workdir: Path) -> dict[str, Any]:
         true_ids, predicted_ids = [], []

@@ -45,10 +45,12 @@ class ModelConfig:
     pooling: tuple[str, ...] = ("max", "mean")
     hidden_units: int = 0
     dropout: float = 0.5
-    # A linear bag of unigrams and hashed bigrams added to the logits (wide and deep).
+    # Wide and deep: a TF-IDF (unigrams + hashed bigrams) logistic regression, fitted on the
+    # training split with C chosen on validation, frozen; the recurrent logits start at zero
+    # and add to it.
     ngram_bag: bool = False
     bigram_buckets: int = 2**18
-    ngram_bag_scale: float = 100.0
+    ngram_bag_c_grid: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 @dataclasses.dataclass
@@ -60,7 +62,7 @@ class SentimentConfig:
 
 
 def base() -> SentimentConfig:
-    """The quality benchmark: BiGRU(64), max+mean pooling, a wide uni+bigram bag, AdamW."""
+    """The quality benchmark: BiGRU(64), max+mean pooling on a fitted TF-IDF logistic regression."""
     config = SentimentConfig()
     config.model.ngram_bag = True
     config.training = TrainingConfig(

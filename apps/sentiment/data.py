@@ -6,11 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from apps.core.app import Assets, Datasets
 from apps.core.errors import UserError
-from apps.sentiment.config import SentimentConfig
+from apps.sentiment.config import ModelConfig, SentimentConfig
+from layers.ngram_bag import NgramBag, fit_logistic_regression
 from pipelines import text
 from pipelines.sources.labeled_text import (
     LabeledTexts,
@@ -25,21 +27,32 @@ RECIPES = {"mr": load_movie_reviews}
 
 @dataclasses.dataclass
 class TextClassificationAssets(Assets):
-    """The vocabulary, class names and length buckets fitted on the training split."""
+    """The vocabulary, class names, length buckets and n-gram model fitted on the training split."""
 
     vocabulary: list[str]
     label_names: list[str]
     length_boundaries: list[int]
+    # The fitted `NgramBag` weights (vectors, bias, idf) when `model.ngram_bag` is on.
+    ngram_bag_weights: list[np.ndarray] | None = None
 
     FILE = "text_classification.json"
+    NGRAM_BAG_FILE = "ngram_bag.npz"
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / self.FILE).write_text(json.dumps(dataclasses.asdict(self)))
+        fields = {"vocabulary": self.vocabulary, "label_names": self.label_names,
+                  "length_boundaries": self.length_boundaries}
+        (directory / self.FILE).write_text(json.dumps(fields))
+        if self.ngram_bag_weights is not None:
+            np.savez(directory / self.NGRAM_BAG_FILE, *self.ngram_bag_weights)
 
     @classmethod
     def load(cls, directory: Path) -> TextClassificationAssets:
-        return cls(**json.loads((directory / cls.FILE).read_text()))
+        assets = cls(**json.loads((directory / cls.FILE).read_text()))
+        if (directory / cls.NGRAM_BAG_FILE).is_file():
+            with np.load(directory / cls.NGRAM_BAG_FILE) as arrays:
+                assets.ngram_bag_weights = [arrays[name] for name in arrays.files]
+        return assets
 
 
 def read_examples(config: SentimentConfig, label_names: list[str] | None = None) -> LabeledTexts:
@@ -73,6 +86,29 @@ def split_indices(count: int, config: SentimentConfig) -> dict[str, np.ndarray]:
     return {"train": rest[validation_count:], "validation": rest[:validation_count], "test": test}
 
 
+def token_id_array(vectorizer, texts: list[str], model: ModelConfig) -> np.ndarray:
+    """Token ids `(rows, time)` of raw texts, cleaned and cut as the pipeline does."""
+    cleaned = text.clean_text(texts, model.max_characters)
+    return text.token_ids(vectorizer, cleaned, model.max_length).numpy()
+
+
+def fit_ngram_bag(
+    assets: TextClassificationAssets,
+    model: ModelConfig,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+) -> dict[str, float]:
+    """Fits the wide part (TF-IDF logistic regression) into `assets`; returns its C and accuracy."""
+    bag = NgramBag(len(assets.vocabulary), len(assets.label_names), model.bigram_buckets)
+    bag.build((None, None))
+    try:
+        fit = fit_logistic_regression(bag, train, validation, model.ngram_bag_c_grid)
+    except ValueError as error:  # e.g. a class missing from the training split
+        raise UserError(f"cannot fit the n-gram logistic regression: {error}") from None
+    assets.ngram_bag_weights = [keras.ops.convert_to_numpy(weight) for weight in bag.weights]
+    return fit
+
+
 def load_data(
     config: SentimentConfig,
     assets: TextClassificationAssets | None = None,
@@ -97,18 +133,31 @@ def load_data(
     if assets is None:
         train_texts = texts[splits["train"]].tolist()
         vectorizer = text.adapt_vectorizer(train_texts, model.vocabulary_size, model.max_characters)
-        ids = text.token_ids(
-            vectorizer, text.clean_text(train_texts, model.max_characters), model.max_length
-        )
-        lengths = np.count_nonzero(ids.numpy(), axis=1)
+        train_ids = token_id_array(vectorizer, train_texts, model)
         assets = TextClassificationAssets(
             vocabulary=[str(token) for token in vectorizer.get_vocabulary()],
             label_names=sorted(examples.label_names),
-            length_boundaries=text.bucket_boundaries(lengths, model.length_buckets),
+            length_boundaries=text.bucket_boundaries(
+                np.count_nonzero(train_ids, axis=1), model.length_buckets
+            ),
         )
     else:
         vectorizer = text.make_vectorizer(assets.vocabulary)
+        train_ids = None
     label_index = {name: index for index, name in enumerate(assets.label_names)}
+
+    def label_ids(name: str) -> np.ndarray:
+        return np.array([label_index[label] for label in labels[splits[name]]], dtype=np.int64)
+
+    ngram_bag_fit = None
+    if train_ids is not None and model.ngram_bag:
+        validation_ids = token_id_array(vectorizer, texts[splits["validation"]].tolist(), model)
+        ngram_bag_fit = fit_ngram_bag(
+            assets,
+            model,
+            (train_ids, label_ids("train")),
+            (validation_ids, label_ids("validation")),
+        )
 
     def dataset(name: str, shuffle: bool):
         indices = splits[name]
@@ -116,7 +165,7 @@ def load_data(
             return None
         return text.classification_dataset(
             texts[indices].tolist(),
-            [label_index[label] for label in labels[indices]],
+            label_ids(name),
             vectorizer,
             model.max_characters,
             model.max_length,
@@ -131,6 +180,7 @@ def load_data(
         "skipped": examples.skipped,
         "labels": assets.label_names,
         "split": {name: 0 if idx is None else len(idx) for name, idx in splits.items()},
+        **({"ngram_bag_logistic_regression": ngram_bag_fit} if ngram_bag_fit else {}),
         "split_rule": (
             "whole file as test"
             if whole_as_test

@@ -9,15 +9,22 @@ from __future__ import annotations
 import keras
 
 from apps.core import training
+from apps.core.errors import UserError
 from apps.sentiment.config import SentimentConfig
+from apps.sentiment.data import TextClassificationAssets
 from layers.ngram_bag import NgramBag
 from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
 
-def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int) -> keras.Model:
-    """The compiled classifier; outputs class probabilities of shape (batch, num_classes)."""
+def build_model(config: SentimentConfig, assets: TextClassificationAssets) -> keras.Model:
+    """The compiled classifier; outputs class probabilities of shape (batch, num_classes).
+
+    With `model.ngram_bag` the fitted TF-IDF logistic regression of `assets` is a frozen wide
+    part and the recurrent classifier starts at zero, so training starts from its answers.
+    """
     model = config.model
+    vocabulary_size, num_classes = len(assets.vocabulary), len(assets.label_names)
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = keras.layers.Embedding(
         vocabulary_size, model.embedding_dim, mask_zero=True, name="embedding"
@@ -38,15 +45,26 @@ def build_model(config: SentimentConfig, vocabulary_size: int, num_classes: int)
     if model.hidden_units:
         x = keras.layers.Dense(model.hidden_units, activation="relu", name="hidden")(x)
         x = keras.layers.Dropout(model.dropout, name="hidden_dropout")(x)
-    logits = keras.layers.Dense(num_classes, name="classifier")(x)
+    logits = keras.layers.Dense(
+        num_classes,
+        kernel_initializer="zeros" if model.ngram_bag else "glorot_uniform",
+        name="classifier",
+    )(x)
     if model.ngram_bag:
-        wide_logits = NgramBag(
+        if assets.ngram_bag_weights is None:
+            raise UserError(
+                "model.ngram_bag is on but the work dir's assets hold no fitted n-gram model; "
+                "train again in a new --workdir"
+            )
+        bag = NgramBag(
             vocabulary_size,
             num_classes,
             bigram_buckets=model.bigram_buckets,
-            scale=model.ngram_bag_scale,
+            trainable=False,
             name="ngram_bag",
-        )(token_ids)
+        )
+        wide_logits = bag(token_ids)
+        bag.set_weights(assets.ngram_bag_weights)
         logits = keras.layers.Add(name="wide_and_deep")([logits, wide_logits])
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
     classifier = keras.Model(token_ids, probabilities, name="sentiment_classifier")

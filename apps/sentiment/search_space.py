@@ -20,7 +20,6 @@ def search_space(hp, config: SentimentConfig) -> SentimentConfig:
         "embedding_dropout", 0.0, 0.5, step=0.1, default=model.embedding_dropout
     )
     model.dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=model.dropout)
-    model.ngram_bag = hp.Boolean("ngram_bag", default=model.ngram_bag)
     training.learning_rate = hp.Float(
         "learning_rate", 3e-4, 1e-2, sampling="log", default=training.learning_rate
     )

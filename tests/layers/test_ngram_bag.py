@@ -1,40 +1,84 @@
 import keras
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
-from layers.ngram_bag import NgramBag
+from layers.ngram_bag import NgramBag, fit_logistic_regression
 
 
-def layer_with_known_vectors(bigram_buckets=7):
+def layer_with_known_weights(bigram_buckets=7):
     layer = NgramBag(5, 2, bigram_buckets=bigram_buckets)
     layer.build((None, None))
-    layer.unigram_vectors.embeddings.assign(np.arange(10, dtype="float32").reshape(5, 2))
-    if bigram_buckets:
-        bigram = 100 + np.arange(2 * bigram_buckets, dtype="float32").reshape(bigram_buckets, 2)
-        layer.bigram_vectors.embeddings.assign(bigram)
+    count = 5 + bigram_buckets
+    layer.vectors.assign(np.arange(2 * count, dtype="float32").reshape(count, 2))
+    layer.bias.assign([0.5, -0.5])
+    layer.idf.assign(1.0 + np.arange(count, dtype="float32") / 10)
     return layer
 
 
-def test_mean_of_unigram_and_hashed_bigram_vectors_by_hand():
-    layer = layer_with_known_vectors()
-    ids = np.array([[1, 3, 4], [2, 0, 0]])
-    unigram = np.arange(10, dtype="float32").reshape(5, 2)
-    bigram = 100 + np.arange(14, dtype="float32").reshape(7, 2)
-    # Row 0: unigrams 1, 3, 4; bigrams (1,3) -> 8 mod 7 = 1, (3,4) -> 19 mod 7 = 5.
-    row_0 = (unigram[1] + unigram[3] + unigram[4] + bigram[1] + bigram[5]) / 5
-    # Row 1: one valid step, no valid bigram.
-    row_1 = unigram[2]
-    np.testing.assert_allclose(layer(ids), [row_0, row_1], rtol=1e-6)
+def test_sublinear_tfidf_by_hand():
+    layer = layer_with_known_weights()
+    ids = np.array([[1, 3, 1, 0], [2, 0, 0, 0]])
+    vectors = np.arange(24, dtype="float32").reshape(12, 2)
+    idf = 1.0 + np.arange(12) / 10
+    # Row 0: unigram 1 twice, unigram 3; bigrams (1, 3) -> 8 mod 7 = 1 (key 6) and
+    # (3, 1) -> 16 mod 7 = 2 (key 7); the step after is padding.
+    weights = {1: (1 + np.log(2)) * idf[1], 3: idf[3], 6: idf[6], 7: idf[7]}
+    norm = np.sqrt(sum(w**2 for w in weights.values()))
+    row_0 = sum(w / norm * vectors[key] for key, w in weights.items()) + [0.5, -0.5]
+    # Row 1: one unigram of weight 1 after normalization, no bigram.
+    row_1 = vectors[2] + [0.5, -0.5]
+    np.testing.assert_allclose(layer(ids), [row_0, row_1], rtol=1e-5)
 
 
-def test_explicit_mask_overrides_padding_and_empty_rows_give_zeros():
-    layer = layer_with_known_vectors(bigram_buckets=0)
+def test_explicit_mask_overrides_padding_and_empty_rows_give_the_bias():
+    layer = layer_with_known_weights(bigram_buckets=0)
     ids = np.array([[1, 3, 4], [1, 3, 4]])
     mask = np.array([[True, True, False], [False, False, False]])
-    unigram = np.arange(10, dtype="float32").reshape(5, 2)
-    np.testing.assert_allclose(
-        layer(ids, mask=mask), [(unigram[1] + unigram[3]) / 2, [0.0, 0.0]], rtol=1e-6
-    )
+    vectors = np.arange(10, dtype="float32").reshape(5, 2)
+    idf = 1.0 + np.arange(5) / 10
+    norm = np.hypot(idf[1], idf[3])
+    row_0 = (idf[1] * vectors[1] + idf[3] * vectors[3]) / norm + [0.5, -0.5]
+    np.testing.assert_allclose(layer(ids, mask=mask), [row_0, [0.5, -0.5]], rtol=1e-5)
+
+
+def synthetic_reviews(count, seed):
+    """Token ids 2..19 (no unknown id): cue words 2-4 mean positive, 5-7 negative, 15% flipped."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, count)
+    ids = rng.integers(8, 20, size=(count, 6))
+    flipped = rng.random(count) < 0.15
+    positive_cue = (labels == 1) != flipped
+    ids[:, 0] = np.where(positive_cue, rng.integers(2, 5, count), rng.integers(5, 8, count))
+    ids[:, 3:][rng.random((count, 3)) < 0.5] = 0
+    ids[:, 3:] = np.sort(ids[:, 3:], axis=1)[:, ::-1]  # ragged rows: padding at the end
+    return ids, labels
+
+
+def test_fit_matches_scikit_learn_tfidf_logistic_regression():
+    train, validation = synthetic_reviews(300, 0), synthetic_reviews(100, 1)
+    # 1,000 buckets > 20 * 20 bigram ids: no collisions, so the features are sklearn's.
+    bag = NgramBag(20, 2, bigram_buckets=1000)
+    bag.build((None, None))
+    fit = fit_logistic_regression(bag, train, validation, c_grid=(0.1, 1.0, 10.0))
+
+    def as_text(ids):
+        return [" ".join(f"w{token}" for token in row if token) for row in ids]
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+")
+    train_features = vectorizer.fit_transform(as_text(train[0]))
+    validation_features = vectorizer.transform(as_text(validation[0]))
+    scores = {}
+    for c in (0.1, 1.0, 10.0):
+        model = LogisticRegression(C=c, max_iter=2000).fit(train_features, train[1])
+        scores[c] = (model.score(validation_features, validation[1]), model)
+    best_c = max(scores, key=lambda c: scores[c][0])
+    assert fit == {"C": best_c, "validation_accuracy": pytest.approx(scores[best_c][0])}
+    assert fit["validation_accuracy"] > 0.7
+    expected = scores[best_c][1].predict_proba(validation_features)
+    probabilities = keras.ops.softmax(bag(validation[0]))
+    np.testing.assert_allclose(probabilities, expected, atol=2e-3)
 
 
 def test_starts_at_zero_round_trips_and_learns():
@@ -57,3 +101,5 @@ def test_bad_arguments_name_the_value():
         NgramBag(1, 2)
     with pytest.raises(ValueError, match="bigram_buckets=-1"):
         NgramBag(5, 2, bigram_buckets=-1)
+    with pytest.raises(ValueError, match="output_dim=0"):
+        NgramBag(5, 0)
