@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -43,7 +44,8 @@ def trained(tmp_path_factory, reviews_csv):
 def test_training_writes_the_work_dir_and_learns(trained):
     workdir = trained["workdir"]
     for name in ["config.json", "model.keras", "history.csv", "training-curves.png",
-                 "metrics.json", "confusion-matrix.png", "assets/text_classification.json"]:
+                 "metrics.json", "confusion-matrix.png", "assets/text_classification.json",
+                 "assets/ngram_bag.npz"]:
         assert (workdir / name).is_file(), name
     assert any((workdir / "logs").rglob("events.out.tfevents*"))
     assert not (workdir / "backup").exists()
@@ -54,6 +56,17 @@ def test_training_writes_the_work_dir_and_learns(trained):
     assert np.sum(metrics["confusion_matrix"]) == 40
     config = json.loads((workdir / "config.json").read_text())
     assert config["data"]["text_column"] == "review" and config["training"]["epochs"] == 8
+
+
+def test_the_fitted_ngram_logistic_regression_stays_frozen_in_training(trained):
+    model = keras.saving.load_model(trained["workdir"] / "model.keras")
+    bag = model.get_layer("ngram_bag")
+    assert not bag.trainable
+    with np.load(trained["workdir"] / "assets" / "ngram_bag.npz") as fitted:
+        for weight, array in zip(bag.get_weights(), (fitted[name] for name in fitted.files),
+                                 strict=True):
+            np.testing.assert_array_equal(weight, array)
+    assert np.abs(bag.get_weights()[0]).max() > 0.1  # fitted, not the zero start
 
 
 def test_export_layout_for_tf_serving(trained):
