@@ -6,8 +6,8 @@ callbacks, export layout, tuning) lives in `apps.core` and works the same for ev
 
 Lifecycle of a work dir:
     train     config.json, assets/ (preprocessing state fitted on the training split),
-              model.keras (best checkpoint), backup/ (crash recovery), logs/ (TensorBoard),
-              history.csv, training-curves.png
+              model.keras (best checkpoint) and model.json (its score), backup/ (crash
+              recovery), logs/ (TensorBoard), history.csv, training-curves.png
     evaluate  metrics.json and the app's plots
     export    saved_models/<app>/<version>/
 """

@@ -23,6 +23,10 @@ from apps.core.optimizers import FusedAdamW
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+# ModelCheckpoint writes here; PublishCheckpoint renames it over MODEL_FILE once complete.
+STAGED_MODEL_FILE = "model.staged.keras"
+# The monitor value and epoch of MODEL_FILE, written when it is published.
+MODEL_RECORD_FILE = "model.json"
 ASSETS_DIR = "assets"
 BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
@@ -99,6 +103,39 @@ def best_logged_value(history_file: Path, monitor: str, mode: str) -> float | No
     return max(values) if mode == "max" else min(values)
 
 
+class PublishCheckpoint(keras.callbacks.Callback):
+    """Renames a complete staged checkpoint over the model file and records its score.
+
+    Placed right after a `ModelCheckpoint` writing `staged`: a kill while Keras writes the
+    staged file leaves the published model whole, and the record names the monitor value the
+    published model scored, so a resumed run saves only a better one.
+    """
+
+    def __init__(self, staged: Path, published: Path, record: Path, monitor: str):
+        super().__init__()
+        self.staged, self.published, self.record, self.monitor = staged, published, record, monitor
+
+    def on_train_begin(self, logs=None):
+        self.staged.unlink(missing_ok=True)  # a partial write from a crashed run
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.staged.is_file():
+            return
+        self.staged.replace(self.published)
+        value = float((logs or {})[self.monitor])
+        partial = self.record.with_suffix(".partial")
+        partial.write_text(json.dumps({self.monitor: value, "epoch": epoch + 1}))
+        partial.replace(self.record)
+
+
+def published_value(workdir: Path, monitor: str) -> float | None:
+    """The monitor value of the work dir's published model, or None when there is none."""
+    record = workdir / MODEL_RECORD_FILE
+    if not (workdir / MODEL_FILE).is_file() or not record.is_file():
+        return None
+    return json.loads(record.read_text()).get(monitor)
+
+
 def early_stopping(app: App, training: config_lib.TrainingConfig) -> keras.callbacks.Callback:
     """Stops when `app.monitor` stops improving and keeps the best epoch's weights."""
     return keras.callbacks.EarlyStopping(
@@ -136,27 +173,29 @@ def fit(
 def callbacks(
     app: App, config: Any, workdir: Path, datasets: Datasets
 ) -> list[keras.callbacks.Callback]:
-    """App metrics, CSV history, crash backup, checkpoint, early stopping, TensorBoard, NaN stop."""
+    """App metrics, CSV history, checkpoint, crash backup, early stopping, TensorBoard, NaN stop."""
     training = config.training
-    history_file = workdir / HISTORY_FILE
-    # The history row of an epoch is written before its backup: a crash between the two
-    # repeats that epoch on resume rather than losing its row.
+    staged = workdir / STAGED_MODEL_FILE
+    # Order matters for crash recovery: an epoch's history row, then its checkpoint, then its
+    # backup. A crash before the backup repeats the epoch on resume (its row appears twice)
+    # rather than losing its row or, were it the best epoch, its model.
     return [
         *app.validation_callbacks(config, datasets),
-        keras.callbacks.CSVLogger(str(history_file), append=True),
+        keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(staged),
+            monitor=app.monitor,
+            mode=app.monitor_mode,
+            save_best_only=True,
+            initial_value_threshold=published_value(workdir, app.monitor),
+        ),
+        PublishCheckpoint(staged, workdir / MODEL_FILE, workdir / MODEL_RECORD_FILE, app.monitor),
         keras.callbacks.BackupAndRestore(
             str(workdir / BACKUP_DIR),
             save_freq=training.backup_every_steps or "epoch",
             delete_checkpoint=True,
             # Keeps the previous backup too, so a kill while writing one loses nothing.
             double_checkpoint=True,
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(workdir / MODEL_FILE),
-            monitor=app.monitor,
-            mode=app.monitor_mode,
-            save_best_only=True,
-            initial_value_threshold=best_logged_value(history_file, app.monitor, app.monitor_mode),
         ),
         early_stopping(app, training),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
@@ -178,8 +217,8 @@ def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
             )
     if not interrupted:
         # A fresh run: forget the history, checkpoint and preprocessing of an earlier one.
-        (workdir / HISTORY_FILE).unlink(missing_ok=True)
-        (workdir / MODEL_FILE).unlink(missing_ok=True)
+        for name in (HISTORY_FILE, MODEL_FILE, STAGED_MODEL_FILE, MODEL_RECORD_FILE):
+            (workdir / name).unlink(missing_ok=True)
         shutil.rmtree(workdir / ASSETS_DIR, ignore_errors=True)
     config_lib.save(config, config_file)
 
