@@ -24,17 +24,19 @@ def check_recurrent_arguments(units, cell, dropout) -> None:
 class RecurrentEncoder(keras.layers.Layer):
     """Encodes a sequence with stacked `keras.layers.LSTM` or `keras.layers.GRU` layers.
 
-    Every recurrent layer returns sequences and may be wrapped in `keras.layers.Bidirectional`.
+    Every recurrent layer but the last returns sequences (the last too unless
+    `return_sequences=False`), and each may be wrapped in `keras.layers.Bidirectional`.
     `keras.layers.Dropout` sits between stacked layers (not after the last one). With
-    `residual=True` a layer's input is added to its output wherever the two widths are equal:
-    always from the second layer on, and on the first layer when the input width equals
-    `output_units`. The recurrent layers keep cuDNN-eligible settings (tanh/sigmoid, no
-    recurrent dropout, GRU `reset_after=True`).
+    `residual=True` a layer's input sequence is added to its output sequence wherever the two
+    widths are equal: always from the second layer on, and on the first layer when the input
+    width equals `output_units`; a last layer that returns no sequence has none. The
+    recurrent layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout, GRU
+    `reset_after=True`).
 
     Masking: the incoming mask (from `Embedding(mask_zero=True)` or the `mask` call argument)
     is passed to every recurrent layer, so padded steps do not change the states, and it is
-    propagated to the output sequences. Masks must be right-padded for the fused GPU kernels.
-    Final states are those of the last valid step.
+    propagated to the output sequences (if any). Masks must be right-padded for the fused GPU
+    kernels. Final states are those of the last valid step.
 
     Args:
         units: width of each recurrent layer (per direction).
@@ -45,6 +47,9 @@ class RecurrentEncoder(keras.layers.Layer):
             `"concat"`, `"sum"`, `"ave"` or `"mul"`.
         residual: add each layer's input to its output when their widths are equal.
         dropout: dropout rate applied between stacked layers during training.
+        return_sequences: `False` returns only the last layer's final output, computed
+            without materializing its sequence (for a bidirectional encoder, the forward
+            direction after the last valid step and the backward one after the first).
         return_state: also return the final states of the last layer.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -56,7 +61,8 @@ class RecurrentEncoder(keras.layers.Layer):
     Returns:
         `sequences` of shape `(batch, time, output_units)`, where `output_units` is
         `2 * units` for a bidirectional encoder with `merge_mode="concat"` and `units`
-        otherwise. With `return_state=True`, `(sequences, states)`: `states` is the last
+        otherwise; with `return_sequences=False`, the final output `(batch, output_units)`
+        instead. With `return_state=True`, `(sequences, states)`: `states` is the last
         layer's final states, `[h, c]` for LSTM and `[h]` for GRU, each `(batch, state_units)`.
         For a bidirectional encoder each state is the forward and backward states
         concatenated, so `state_units = 2 * units`, ready to start a decoder of that width.
@@ -87,6 +93,7 @@ class RecurrentEncoder(keras.layers.Layer):
         merge_mode="concat",
         residual=True,
         dropout=0.0,
+        return_sequences=True,
         return_state=False,
         **kwargs,
     ):
@@ -105,6 +112,7 @@ class RecurrentEncoder(keras.layers.Layer):
         self.merge_mode = merge_mode
         self.residual = residual
         self.dropout = dropout
+        self.return_sequences = return_sequences
         self.return_state = return_state
         self.supports_masking = True
 
@@ -112,7 +120,7 @@ class RecurrentEncoder(keras.layers.Layer):
         for index in range(num_layers):
             recurrent_layer = CELL_CLASSES[cell](
                 units,
-                return_sequences=True,
+                return_sequences=return_sequences or index < num_layers - 1,
                 return_state=return_state and index == num_layers - 1,
                 name=f"{cell}_{index}",
                 dtype=self.dtype_policy,
@@ -147,9 +155,12 @@ class RecurrentEncoder(keras.layers.Layer):
     def build(self, input_shape):
         sequence_shape = tuple(input_shape)
         self.residual_flags = []
-        for recurrent_layer in self.recurrent_layers:
+        for index, recurrent_layer in enumerate(self.recurrent_layers):
             recurrent_layer.build(sequence_shape)
-            self.residual_flags.append(self.residual and sequence_shape[-1] == self.output_units)
+            returns_sequence = self.return_sequences or index < self.num_layers - 1
+            self.residual_flags.append(
+                self.residual and returns_sequence and sequence_shape[-1] == self.output_units
+            )
             sequence_shape = sequence_shape[:-1] + (self.output_units,)
         self.built = True
 
@@ -179,12 +190,16 @@ class RecurrentEncoder(keras.layers.Layer):
         return sequences, states
 
     def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
         if self.return_state:
-            return mask, [None] * self.num_states
-        return mask
+            return output_mask, [None] * self.num_states
+        return output_mask
 
     def compute_output_shape(self, input_shape):
-        sequence_shape = tuple(input_shape[:-1]) + (self.output_units,)
+        if self.return_sequences:
+            sequence_shape = tuple(input_shape[:-1]) + (self.output_units,)
+        else:
+            sequence_shape = (input_shape[0], self.output_units)
         if not self.return_state:
             return sequence_shape
         state_shape = (input_shape[0], self.state_units)
@@ -201,6 +216,7 @@ class RecurrentEncoder(keras.layers.Layer):
                 "merge_mode": self.merge_mode,
                 "residual": self.residual,
                 "dropout": self.dropout,
+                "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
             }
         )

@@ -18,7 +18,6 @@ from apps.forecasting.data import SeriesAssets
 from layers.autoregressive import AutoregressiveDecoder
 from layers.highway import LinearForecast, LinearHighway
 from layers.losses import MedianAbsoluteError, PinballLoss, median_index
-from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
 DECODER_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -56,12 +55,13 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
         cell=settings.cell,
         bidirectional=settings.bidirectional,
         dropout=settings.dropout,
+        return_sequences=False,
         return_state=settings.model_type != "direct",
         name="encoder",
     )
 
     if settings.model_type == "direct":
-        summary = SequencePooling(modes=("last",), name="last_step")(encoder(recent))
+        summary = encoder(recent)  # (batch, output_units): the final output
         if future is not None:
             summary = keras.layers.Concatenate(name="with_future")(
                 [summary, keras.layers.Flatten(name="flat_future")(future)]
@@ -89,8 +89,7 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
         last_values = history[:, -1, :targets]  # (batch, targets)
         forecast = decoder(last_values, states, known_future=future, teacher_targets=teacher)
     else:
-        sequences, states = encoder(recent)
-        summary = SequencePooling(modes=("last",), name="last_step")(sequences)
+        summary, states = encoder(recent)
         decoder_inputs = keras.layers.RepeatVector(data.horizon, name="repeat")(summary)
         if future is not None:
             decoder_inputs = keras.layers.Concatenate(name="with_future")([decoder_inputs, future])

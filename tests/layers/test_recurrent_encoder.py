@@ -160,6 +160,40 @@ def test_mask_from_embedding_is_consumed_and_propagated():
         np.testing.assert_allclose(state[0], truncated_state[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_final_output_only_equals_the_sequences_at_the_last_valid_step(cell):
+    inputs, mask = random_sequences(), right_padded_mask()
+    stacked = dict(units=UNITS, num_layers=2, cell=cell, return_state=True)
+    sequences, states = RecurrentEncoder(**stacked)(inputs, mask=mask)
+    keras.utils.set_random_seed(7)
+    final, final_states = RecurrentEncoder(**stacked, return_sequences=False)(inputs, mask=mask)
+    assert final.shape == (BATCH, UNITS)
+    # Same weights (same seed); the residual of the last layer applies to sequences only.
+    np.testing.assert_allclose(final, states[0], rtol=1e-5, atol=1e-6)
+    for state, final_state in zip(states, final_states, strict=True):
+        np.testing.assert_allclose(final_state, state, rtol=1e-5, atol=1e-6)
+
+
+def test_bidirectional_final_output_covers_the_whole_sequence_both_ways():
+    inputs, mask = random_sequences(), right_padded_mask()
+    encoder = RecurrentEncoder(UNITS, cell="gru", bidirectional=True, return_sequences=False)
+    final = encoder(inputs, mask=mask)
+    # Forward half: the state after the last valid step; backward half: after the first.
+    forward = keras.layers.GRU(UNITS, return_sequences=True)
+    backward = keras.layers.GRU(UNITS, return_sequences=True, go_backwards=True)
+    layer = encoder.recurrent_layers[0]
+    forward.build(inputs.shape)
+    backward.build(inputs.shape)
+    forward.set_weights(layer.forward_layer.get_weights())
+    backward.set_weights(layer.backward_layer.get_weights())
+    for row, length in enumerate(LENGTHS):
+        valid = inputs[row : row + 1, :length]
+        np.testing.assert_allclose(final[row, :UNITS], forward(valid)[0, -1], rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(final[row, UNITS:], backward(valid)[0, -1], rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_symbolic_shapes():
     tokens = keras.Input(shape=(None,), dtype="int32")
     embedded = keras.layers.Embedding(10, FEATURES, mask_zero=True)(tokens)
@@ -168,6 +202,9 @@ def test_symbolic_shapes():
     assert sequences.shape == (None, None, 2 * UNITS)
     assert [state.shape for state in states] == [(None, 2 * UNITS)]
     assert sequences._keras_mask is not None
+    final = RecurrentEncoder(UNITS, bidirectional=True, return_sequences=False)(embedded)
+    assert final.shape == (None, 2 * UNITS)
+    assert getattr(final, "_keras_mask", None) is None
 
 
 def test_invalid_arguments_name_argument_and_value():
