@@ -43,23 +43,25 @@ def test_explicit_mask_overrides_padding_and_empty_rows_give_the_bias():
     np.testing.assert_allclose(layer(ids, mask=mask), [row_0, [0.5, -0.5]], rtol=1e-5)
 
 
-def synthetic_reviews(count, seed):
-    """Token ids 2..19 (no unknown id): cue words 2-4 mean positive, 5-7 negative, 15% flipped."""
+def synthetic_reviews(count, seed, classes=2):
+    """Token ids 2..19 (no unknown id): cue words 2+2c and 3+2c mean class c, 15% misleading."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, count)
+    labels = rng.integers(0, classes, count)
     ids = rng.integers(8, 20, size=(count, 6))
-    flipped = rng.random(count) < 0.15
-    positive_cue = (labels == 1) != flipped
-    ids[:, 0] = np.where(positive_cue, rng.integers(2, 5, count), rng.integers(5, 8, count))
+    misleading = rng.random(count) < 0.15
+    cue_class = np.where(misleading, (labels + 1) % classes, labels)
+    ids[:, 0] = 2 + 2 * cue_class + rng.integers(0, 2, count)
     ids[:, 3:][rng.random((count, 3)) < 0.5] = 0
     ids[:, 3:] = np.sort(ids[:, 3:], axis=1)[:, ::-1]  # ragged rows: padding at the end
     return ids, labels
 
 
-def test_fit_matches_scikit_learn_tfidf_logistic_regression():
-    train, validation = synthetic_reviews(300, 0), synthetic_reviews(100, 1)
+@pytest.mark.parametrize("classes", [2, 3])
+def test_fit_matches_scikit_learn_tfidf_logistic_regression(classes):
+    train = synthetic_reviews(300, 0, classes)
+    validation = synthetic_reviews(100, 1, classes)
     # 1,000 buckets > 20 * 20 bigram ids: no collisions, so the features are sklearn's.
-    bag = NgramBag(20, 2, bigram_buckets=1000)
+    bag = NgramBag(20, classes, bigram_buckets=1000)
     bag.build((None, None))
     fit = fit_logistic_regression(bag, train, validation, c_grid=(0.1, 1.0, 10.0))
 
@@ -79,6 +81,14 @@ def test_fit_matches_scikit_learn_tfidf_logistic_regression():
     expected = scores[best_c][1].predict_proba(validation_features)
     probabilities = keras.ops.softmax(bag(validation[0]))
     np.testing.assert_allclose(probabilities, expected, atol=2e-3)
+
+
+def test_fit_refuses_a_class_missing_from_training():
+    bag = NgramBag(20, 3, bigram_buckets=1000)
+    bag.build((None, None))
+    binary = synthetic_reviews(100, 0)
+    with pytest.raises(ValueError, match=r"Received classes: \[0, 1\]"):
+        fit_logistic_regression(bag, binary, binary, c_grid=(1.0,))
 
 
 def test_starts_at_zero_round_trips_and_learns():
