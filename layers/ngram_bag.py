@@ -113,7 +113,7 @@ class NgramBag(keras.layers.Layer):
             first, (1.0 + keras.ops.log(count)) * keras.ops.take(self.idf, keys), 0.0
         )
         norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(weights), axis=1, keepdims=True))
-        return keys, weights / keras.ops.maximum(norm, 1e-12)
+        return keys, weights / keras.ops.where(norm > 0, norm, 1.0)  # empty rows stay zero
 
     def call(self, inputs, mask=None):
         keys, weights = self.ngram_weights(inputs, mask)

@@ -43,6 +43,17 @@ def test_explicit_mask_overrides_padding_and_empty_rows_give_the_bias():
     np.testing.assert_allclose(layer(ids, mask=mask), [row_0, [0.5, -0.5]], rtol=1e-5)
 
 
+def test_mixed_precision_matches_float32_and_empty_rows_stay_finite():
+    ids = np.array([[1, 3, 1, 0], [0, 0, 0, 0]])
+    exact = layer_with_known_weights()
+    half = NgramBag(5, 2, bigram_buckets=7, dtype="mixed_float16")
+    half.build((None, None))
+    half.set_weights(exact.get_weights())
+    outputs = keras.ops.convert_to_numpy(half(ids)).astype("float32")
+    assert np.isfinite(outputs).all()
+    np.testing.assert_allclose(outputs, exact(ids), rtol=1e-2)
+
+
 def synthetic_reviews(count, seed, classes=2):
     """Token ids 2..19 (no unknown id): cue words 2+2c and 3+2c mean class c, 15% misleading."""
     rng = np.random.default_rng(seed)
