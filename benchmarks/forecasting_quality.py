@@ -48,8 +48,9 @@ def linear_peers(config, datasets) -> dict[str, dict]:
         ),
     }
     train_histories, train_futures = arrays(splits["train"])
-    weights, bias = evaluation.fit_ridge(train_histories, train_futures,
-                                         config.evaluation.ridge_alpha)
+    weights, bias = evaluation.fit_ridge(
+        train_histories, train_futures, config.evaluation.ridge_alpha
+    )
     results[f"ridge_{lookback}_lags_alpha_{config.evaluation.ridge_alpha:g}"] = (
         evaluation.ridge_forecast(test_histories, weights, bias, horizon)
     )
@@ -91,27 +92,43 @@ def main() -> None:
             seconds = time.perf_counter() - started
             metrics = APP.evaluate(model, config, trained_datasets, Path(workdir))
             epochs = len((Path(workdir) / training.HISTORY_FILE).read_text().splitlines()) - 1
-        runs.append({"seed": seed, "seconds": round(seconds, 1), "epochs": epochs,
-                     **metrics["model"]})
-        print(f"seed {seed}: MAE {metrics['model']['mae']:.2f} in {seconds:.0f} s, "
-              f"{epochs} epochs", flush=True)
+        runs.append(
+            {"seed": seed, "seconds": round(seconds, 1), "epochs": epochs, **metrics["model"]}
+        )
+        print(
+            f"seed {seed}: MAE {metrics['model']['mae']:.2f} in {seconds:.0f} s, {epochs} epochs",
+            flush=True,
+        )
 
     model_mae = float(np.mean([run["mae"] for run in runs]))
     model_rmse = float(np.mean([run["rmse"] for run in runs]))
     model_mase = float(np.mean([run["mase"] for run in runs]))
     spread = float(np.std([run["mae"] for run in runs]))
-    print(f"\npreset {args.preset} {' '.join(args.overrides)}; test windows "
-          f"{datasets.summary['test_windows']}\n")
+    print(
+        f"\npreset {args.preset} {' '.join(args.overrides)}; test windows "
+        f"{datasets.summary['test_windows']}\n"
+    )
     print("| forecaster | MAE | RMSE | MASE |\n| --- | --- | --- | --- |")
-    print(f"| app model, mean of {len(runs)} seeds (std {spread:.2f}) | {model_mae:.2f} | "
-          f"{model_rmse:.2f} | {model_mase:.3f} |")
+    print(
+        f"| app model, mean of {len(runs)} seeds (std {spread:.2f}) | {model_mae:.2f} | "
+        f"{model_rmse:.2f} | {model_mase:.3f} |"
+    )
     for label, metrics in peers.items():
-        print(f"| {label} | {metrics['mae']:.2f} | {metrics['rmse']:.2f} | "
-              f"{metrics['mase']:.3f} |")
+        print(f"| {label} | {metrics['mae']:.2f} | {metrics['rmse']:.2f} | {metrics['mase']:.3f} |")
     if args.output:
-        Path(args.output).write_text(json.dumps(
-            {"preset": args.preset, "overrides": args.overrides, "runs": runs,
-             "model_mae_mean": model_mae, "peers": peers}, indent=2) + "\n")
+        Path(args.output).write_text(
+            json.dumps(
+                {
+                    "preset": args.preset,
+                    "overrides": args.overrides,
+                    "runs": runs,
+                    "model_mae_mean": model_mae,
+                    "peers": peers,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

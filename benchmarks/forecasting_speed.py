@@ -27,11 +27,14 @@ from apps.core import export
 from apps.forecasting import APP
 
 
-def reference_dataset(values: np.ndarray, train_end: int, lookback: int, horizon: int,
-                      batch_size: int) -> tf.data.Dataset:
+def reference_dataset(
+    values: np.ndarray, train_end: int, lookback: int, horizon: int, batch_size: int
+) -> tf.data.Dataset:
     """keras.io style: inputs are every column, targets the next `horizon` target values."""
-    futures = np.stack([values[lookback + step : train_end - horizon + step + 1, 0]
-                        for step in range(horizon)], axis=1)  # (windows, horizon)
+    futures = np.stack(
+        [values[lookback + step : train_end - horizon + step + 1, 0] for step in range(horizon)],
+        axis=1,
+    )  # (windows, horizon)
     return keras.utils.timeseries_dataset_from_array(
         values[: train_end - horizon], futures, sequence_length=lookback, batch_size=batch_size
     )
@@ -49,8 +52,10 @@ def alternating_throughput(
     runs: dict[str, tuple[keras.Model, tf.data.Dataset]], epochs: int
 ) -> dict[str, tuple[float, int]]:
     """Windows per second and windows per epoch of each model, timed epoch by epoch in turn."""
-    windows = {name: sum(int(tf.shape(targets)[0]) for _, targets in dataset)
-               for name, (_, dataset) in runs.items()}
+    windows = {
+        name: sum(int(tf.shape(targets)[0]) for _, targets in dataset)
+        for name, (_, dataset) in runs.items()
+    }
     seconds = dict.fromkeys(runs, 0.0)
     for model, dataset in runs.values():
         model.fit(dataset, epochs=1, verbose=0)
@@ -87,7 +92,10 @@ def main() -> None:
 
     reference = reference_model(data.lookback, normalized.shape[1], data.horizon)
     reference_data = reference_dataset(
-        normalized, datasets.splits["train"].end, data.lookback, data.horizon,
+        normalized,
+        datasets.splits["train"].end,
+        data.lookback,
+        data.horizon,
         config.training.batch_size,
     )
     model = APP.build_model(config, datasets.assets)
@@ -95,15 +103,18 @@ def main() -> None:
         {"reference": (reference, reference_data), "app": (model, datasets.train)}, args.epochs
     )
     (reference_speed, reference_windows), (app_speed, app_windows) = (
-        speeds["reference"], speeds["app"]
+        speeds["reference"],
+        speeds["app"],
     )
     print("| training | windows | windows/s |\n| --- | --- | --- |")
     print(f"| keras.io-style LSTM(32) + Dense | {reference_windows} | {reference_speed:.0f} |")
     settings = config.model
-    print(f"| app ({settings.model_type}, {settings.cell.upper()}({settings.units}) over "
-          f"{settings.recurrent_window or data.lookback} steps, highway "
-          f"{settings.highway_window}, linear base {settings.linear_base}) | {app_windows} | "
-          f"{app_speed:.0f} |")
+    print(
+        f"| app ({settings.model_type}, {settings.cell.upper()}({settings.units}) over "
+        f"{settings.recurrent_window or data.lookback} steps, highway "
+        f"{settings.highway_window}, linear base {settings.linear_base}) | {app_windows} | "
+        f"{app_speed:.0f} |"
+    )
     print(f"speed-up: {app_speed / reference_speed:.2f}x\n")
 
     with tempfile.TemporaryDirectory() as root:

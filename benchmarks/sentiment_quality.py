@@ -187,9 +187,11 @@ def main() -> None:
         "dataset": "mr",
         "preset": arguments.preset,
         "overrides": arguments.overrides,
-        "config": config_lib.to_dict(fold_config(
-            arguments.preset, arguments.overrides, arguments.folds, 0, arguments.split_seed
-        )),
+        "config": config_lib.to_dict(
+            fold_config(
+                arguments.preset, arguments.overrides, arguments.folds, 0, arguments.split_seed
+            )
+        ),
         "folds": arguments.folds,
         "split_seed": arguments.split_seed,
         "per_fold": per_fold,
@@ -200,9 +202,7 @@ def main() -> None:
             "difference_standard_error": difference["std"] / len(differences) ** 0.5,
             "folds_app_ahead": sum(value > 0 for value in differences),
             "app_train_seconds": summarize([f["app"]["train_seconds"] for f in per_fold]),
-            "tfidf_lr_train_seconds": summarize(
-                [f["tfidf_lr"]["train_seconds"] for f in per_fold]
-            ),
+            "tfidf_lr_train_seconds": summarize([f["tfidf_lr"]["train_seconds"] for f in per_fold]),
         },
         "wall_seconds": time.perf_counter() - started,
     }

@@ -134,15 +134,18 @@ def padded_training_arrays(config, assets) -> tuple[np.ndarray, np.ndarray, int,
     vectorizer = text_lib.make_vectorizer(assets.vocabulary)
     ids = text_lib.token_ids(
         vectorizer,
-        text_lib.clean_text(tf.constant(texts[splits["train"]].tolist()),
-                            config.model.max_characters),
+        text_lib.clean_text(
+            tf.constant(texts[splits["train"]].tolist()), config.model.max_characters
+        ),
         config.model.max_length,
     ).numpy()
     lengths = np.count_nonzero(ids, axis=1)
     length = int(np.ceil(np.quantile(lengths, 0.99)))
     padded = keras.utils.pad_sequences(
         [row[:count] for row, count in zip(ids, lengths, strict=True)],
-        maxlen=length, padding="post", truncating="post",
+        maxlen=length,
+        padding="post",
+        truncating="post",
     )
     label_index = {name: index for index, name in enumerate(assets.label_names)}
     label_ids = np.asarray([label_index[label] for label in labels[splits["train"]]], np.int32)
@@ -173,13 +176,28 @@ def training_throughput(config, datasets, epochs: int, reference_optimizer: str)
     )
     timers = {"app": EpochTimer(), "reference": EpochTimer()}
     for epoch in range(epochs):
-        app_model.fit(datasets.train, epochs=epoch + 1, initial_epoch=epoch,
-                      callbacks=[timers["app"]], verbose=0)
-        reference.fit(ids, label_ids, batch_size=config.training.batch_size, shuffle=True,
-                      epochs=epoch + 1, initial_epoch=epoch, callbacks=[timers["reference"]],
-                      verbose=0)
-        print(f"epoch {epoch + 1}: app {timers['app'].seconds[-1]:.1f} s, "
-              f"reference {timers['reference'].seconds[-1]:.1f} s", flush=True)
+        app_model.fit(
+            datasets.train,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=[timers["app"]],
+            verbose=0,
+        )
+        reference.fit(
+            ids,
+            label_ids,
+            batch_size=config.training.batch_size,
+            shuffle=True,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=[timers["reference"]],
+            verbose=0,
+        )
+        print(
+            f"epoch {epoch + 1}: app {timers['app'].seconds[-1]:.1f} s, "
+            f"reference {timers['reference'].seconds[-1]:.1f} s",
+            flush=True,
+        )
     rates = {
         name: [examples / seconds for seconds in timer.seconds[1:]]
         for name, timer in timers.items()
@@ -195,9 +213,7 @@ def training_throughput(config, datasets, epochs: int, reference_optimizer: str)
             "reference": type(reference.optimizer).__name__,
         },
         "epoch_seconds": {name: timer.seconds for name, timer in timers.items()},
-        "examples_per_second": {
-            name: statistics.fmean(values) for name, values in rates.items()
-        },
+        "examples_per_second": {name: statistics.fmean(values) for name, values in rates.items()},
         "ratio_per_epoch_pair": ratios,
         "ratio": statistics.fmean(rates["app"]) / statistics.fmean(rates["reference"]),
         "ratio_median_of_pairs": statistics.median(ratios),
@@ -206,16 +222,29 @@ def training_throughput(config, datasets, epochs: int, reference_optimizer: str)
     }
 
 
-def serving_latency(config, model, assets, test_texts, warmup: int, batch_one: int,
-                    batch_many: int, many_size: int) -> dict:
+def serving_latency(
+    config, model, assets, test_texts, warmup: int, batch_one: int, batch_many: int, many_size: int
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="sentiment-speed-") as scratch:
         version = export.export(APP, model, config, assets, Path(scratch) / "saved_models")
         texts_file = Path(scratch) / "texts.json"
         texts_file.write_text(json.dumps(test_texts))
         completed = subprocess.run(
-            [sys.executable, "-c", SERVING_CLIENT, str(version), str(texts_file), str(warmup),
-             str(batch_one), str(batch_many), str(many_size)],
-            capture_output=True, text=True, cwd="/", check=False,
+            [
+                sys.executable,
+                "-c",
+                SERVING_CLIENT,
+                str(version),
+                str(texts_file),
+                str(warmup),
+                str(batch_one),
+                str(batch_many),
+                str(many_size),
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            check=False,
             env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         )
     if completed.returncode != 0:
@@ -276,8 +305,12 @@ def main() -> None:
     parser.add_argument("--preset", default="base")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--epochs", type=int, default=4, help="per model; the first is warmup")
-    parser.add_argument("--reference-optimizer", choices=("keras", "fused"), default="keras",
-                        help="keras.optimizers.AdamW (the bar) or the app's FusedAdamW")
+    parser.add_argument(
+        "--reference-optimizer",
+        choices=("keras", "fused"),
+        default="keras",
+        help="keras.optimizers.AdamW (the bar) or the app's FusedAdamW",
+    )
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-one-requests", type=int, default=200)
     parser.add_argument("--batch-many-requests", type=int, default=50)
@@ -296,8 +329,14 @@ def main() -> None:
     app_model = training.pop("app_model")
     _, _, _, test_texts = padded_training_arrays(config, datasets.assets)
     serving = serving_latency(
-        config, app_model, datasets.assets, test_texts, arguments.warmup,
-        arguments.batch_one_requests, arguments.batch_many_requests, arguments.batch_many_size,
+        config,
+        app_model,
+        datasets.assets,
+        test_texts,
+        arguments.warmup,
+        arguments.batch_one_requests,
+        arguments.batch_many_requests,
+        arguments.batch_many_size,
     )
     results = {
         "dataset": "mr",

@@ -120,8 +120,9 @@ def run_reference(args) -> dict:
     keras.utils.set_random_seed(config.training.seed)
     _, splits = data_lib.make_splits(config)
     started = time.perf_counter()
-    model = reference.Translator.from_pairs(splits.train, units=args.units,
-                                            vocabulary_size=args.vocabulary_size)
+    model = reference.Translator.from_pairs(
+        splits.train, units=args.units, vocabulary_size=args.vocabulary_size
+    )
     train = reference.make_dataset(model, splits.train, shuffle=True)
     validation = reference.make_dataset(model, splits.validation, shuffle=False)
     preprocessing_seconds = time.perf_counter() - started

@@ -30,8 +30,7 @@ def run(command: list[str], log: Path, deadline: float) -> tuple[float, bool]:
     """Runs `command` until it ends or `deadline` (monotonic); returns seconds, finished."""
     started = time.monotonic()
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                   cwd=REPOSITORY)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPOSITORY)
         try:
             process.wait(timeout=max(deadline - started, 1))
         except subprocess.TimeoutExpired:
@@ -57,19 +56,40 @@ def main() -> None:
     cli = [sys.executable, "-m", "apps.sentiment"]
     epochs = ["--set", f"training.epochs={args.epochs}"]
 
-    base_seconds, _ = run([*cli, "train", "--workdir", str(root / "base"), "--preset", "base",
-                           *epochs], root / "base.log", deadline)
+    base_seconds, _ = run(
+        [*cli, "train", "--workdir", str(root / "base"), "--preset", "base", *epochs],
+        root / "base.log",
+        deadline,
+    )
     base_best = training.best_logged_value(root / "base" / "history.csv", "val_accuracy", "max")
 
     tune_seconds, finished = run(
-        [*cli, "tune", "--workdir", str(root / "search"), "--preset", "base", "--tuner",
-         "bayesian", "--max-trials", str(args.max_trials), "--epochs", str(args.epochs)],
-        root / "tune.log", deadline,
+        [
+            *cli,
+            "tune",
+            "--workdir",
+            str(root / "search"),
+            "--preset",
+            "base",
+            "--tuner",
+            "bayesian",
+            "--max-trials",
+            str(args.max_trials),
+            "--epochs",
+            str(args.epochs),
+        ],
+        root / "tune.log",
+        deadline,
     )
-    trials = [json.loads(path.read_text())
-              for path in sorted((root / "search" / "trials").glob("trial_*/trial.json"))]
-    completed = sorted((trial for trial in trials if trial["status"] == "COMPLETED"),
-                       key=lambda trial: trial["score"], reverse=True)
+    trials = [
+        json.loads(path.read_text())
+        for path in sorted((root / "search" / "trials").glob("trial_*/trial.json"))
+    ]
+    completed = sorted(
+        (trial for trial in trials if trial["status"] == "COMPLETED"),
+        key=lambda trial: trial["score"],
+        reverse=True,
+    )
     log = (root / "tune.log").read_text()
     figures = {
         "epochs_per_trial": args.epochs,
@@ -87,8 +107,11 @@ def main() -> None:
             int(value) for value in re.findall(r"process \d+ memory (\d+) MB", log)
         ],
         "ranking": [
-            {"trial": trial["trial_id"], "val_accuracy": trial["score"],
-             **trial["hyperparameters"]["values"]}
+            {
+                "trial": trial["trial_id"],
+                "val_accuracy": trial["score"],
+                **trial["hyperparameters"]["values"],
+            }
             for trial in completed
         ],
     }

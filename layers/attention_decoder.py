@@ -131,8 +131,9 @@ class AttentionDecoder(keras.layers.Layer):
         """Projects the encoder outputs once; pass the result to `step` at every step."""
         return self.key_projection(encoder_sequences)
 
-    def attend(self, query, encoder_sequences, keys, query_mask=None, encoder_mask=None,
-               training=None):
+    def attend(
+        self, query, encoder_sequences, keys, query_mask=None, encoder_mask=None, training=None
+    ):
         """Returns `(outputs, weights)` for queries `(batch, target_time, units)`."""
         projected_query = query
         if self.query_projection is not None:

@@ -94,15 +94,21 @@ class AutoregressiveDecoder(keras.layers.Layer):
         self.recurrent_cell = CELL_CLASSES[cell](units, dropout=dropout, name=f"{cell}_cell")
         self.output_dense = keras.layers.Dense(output_units * num_quantiles, name="output_dense")
 
-    def build(self, last_values_shape, initial_state_shape=None, known_future_shape=None,
-              teacher_targets_shape=None):
+    def build(
+        self,
+        last_values_shape,
+        initial_state_shape=None,
+        known_future_shape=None,
+        teacher_targets_shape=None,
+    ):
         covariates = known_future_shape[-1] if known_future_shape is not None else 0
         self.recurrent_cell.build((None, self.output_units + covariates))
         self.output_dense.build((None, self.units))
         self.built = True
 
-    def call(self, last_values, initial_state, known_future=None, teacher_targets=None,
-             training=None):
+    def call(
+        self, last_values, initial_state, known_future=None, teacher_targets=None, training=None
+    ):
         # The cell caches its dropout mask; a mask left from another call (another graph)
         # would be out of scope here, so every call draws its own.
         self.recurrent_cell.reset_dropout_mask()
@@ -131,8 +137,13 @@ class AutoregressiveDecoder(keras.layers.Layer):
         self.recurrent_cell.reset_dropout_mask()
         return ops.stack(predictions, axis=1)  # (batch, horizon, output_units[, quantiles])
 
-    def compute_output_shape(self, last_values_shape, initial_state_shape=None,
-                             known_future_shape=None, teacher_targets_shape=None):
+    def compute_output_shape(
+        self,
+        last_values_shape,
+        initial_state_shape=None,
+        known_future_shape=None,
+        teacher_targets_shape=None,
+    ):
         shape = (last_values_shape[0], self.horizon, self.output_units)
         return shape + (self.num_quantiles,) if self.num_quantiles > 1 else shape
 

@@ -107,8 +107,16 @@ class LinearForecast(keras.layers.Layer):
 
     TRANSFORMS = ("identity", "sqrt")
 
-    def __init__(self, window, horizon, targets, transform="identity", input_mean=None,
-                 input_std=None, **kwargs):
+    def __init__(
+        self,
+        window,
+        horizon,
+        targets,
+        transform="identity",
+        input_mean=None,
+        input_std=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         check_positive_integers(window=window, horizon=horizon, targets=targets)
         if transform not in self.TRANSFORMS:

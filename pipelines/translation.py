@@ -221,9 +221,7 @@ def split_pairs(
     pairs = list(seen.items())
     random.Random(seed).shuffle(pairs)
     test_size = max(1, round(len(pairs) * test_fraction)) if test_fraction else 0
-    validation_size = (
-        max(1, round(len(pairs) * validation_fraction)) if validation_fraction else 0
-    )
+    validation_size = max(1, round(len(pairs) * validation_fraction)) if validation_fraction else 0
     if test_size + validation_size >= len(pairs):
         raise DataError(
             f"{len(pairs)} distinct sentence pairs are too few for validation_fraction="

@@ -34,8 +34,10 @@ def time_splits(
     num_steps: int, validation_fraction: float, test_fraction: float
 ) -> dict[str, Split]:
     """Splits `num_steps` in time order into train, validation and test (last) parts."""
-    for name, fraction in (("validation_fraction", validation_fraction),
-                           ("test_fraction", test_fraction)):
+    for name, fraction in (
+        ("validation_fraction", validation_fraction),
+        ("test_fraction", test_fraction),
+    ):
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"{name}: expected a fraction in [0, 1), got {fraction!r}")
     if validation_fraction + test_fraction >= 1.0:

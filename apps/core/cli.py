@@ -223,9 +223,7 @@ def build_parser(app: App) -> argparse.ArgumentParser:
         action="store_true",
         help="retrain the best config into DIR/best and export it for TF Serving",
     )
-    tune.add_argument(
-        "--export-dir", help="export root for --export-best (default: the config's)"
-    )
+    tune.add_argument("--export-dir", help="export root for --export-best (default: the config's)")
     tune.set_defaults(run=run_tune)
 
     evaluate = commands.add_parser(

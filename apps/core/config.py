@@ -86,9 +86,7 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
         try:
             return annotation(text)
         except ValueError:
-            raise UserError(
-                f"{key}: expected {annotation.__name__}, got {text!r}"
-            ) from None
+            raise UserError(f"{key}: expected {annotation.__name__}, got {text!r}") from None
     if annotation is str:
         return text
     raise TypeError(f"{key}: unsupported config type {annotation!r}")
@@ -134,9 +132,7 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
         if not separator:
             raise UserError(f"--set expects key=value, got {override!r}")
         if key not in paths:
-            raise UserError(
-                f"unknown config key {key!r}; valid keys: {', '.join(sorted(paths))}"
-            )
+            raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(paths))}")
         _set_path(config, key, parse_value(text.strip(), paths[key], key))
     return config
 
@@ -157,8 +153,7 @@ def from_dict(config_class: type, values: dict, source: str = "config") -> Any:
                 walk(value, path + ".")
             elif path not in paths:
                 raise UserError(
-                    f"{source}: unknown config key {path!r}; "
-                    f"valid keys: {', '.join(sorted(paths))}"
+                    f"{source}: unknown config key {path!r}; valid keys: {', '.join(sorted(paths))}"
                 )
             else:
                 _set_path(config, path, _check_value(value, paths[path], path))

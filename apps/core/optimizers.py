@@ -37,4 +37,3 @@ class FusedAdamW(keras.optimizers.AdamW):
             epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
         )
-

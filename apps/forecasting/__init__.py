@@ -39,7 +39,9 @@ from pipelines.sources import time_series
 
 
 def model_inputs(
-    normalized: np.ndarray, starts: np.ndarray, config: config.ForecastingConfig,
+    normalized: np.ndarray,
+    starts: np.ndarray,
+    config: config.ForecastingConfig,
     assets: data.SeriesAssets,
 ) -> dict[str, np.ndarray]:
     """The model's inputs for the windows at `starts` of the normalized series."""
@@ -191,8 +193,11 @@ class ForecastingApp(App):
             interval,
         )
         evaluation.plot_step_errors(
-            {name: values["mae_per_step"] for name, values in metrics.items()
-             if isinstance(values, dict)},
+            {
+                name: values["mae_per_step"]
+                for name, values in metrics.items()
+                if isinstance(values, dict)
+            },
             workdir / "error-per-step.png",
         )
         return metrics
@@ -250,8 +255,12 @@ class ForecastingApp(App):
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["time"])
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: f"{value:.6g}" if isinstance(value, float) else value
-                             for key, value in row.items()})
+            writer.writerow(
+                {
+                    key: f"{value:.6g}" if isinstance(value, float) else value
+                    for key, value in row.items()
+                }
+            )
         if output is None:
             sys.stdout.write(buffer.getvalue())
         else:

@@ -95,7 +95,11 @@ def base() -> ForecastingConfig:
     """
     config = ForecastingConfig()
     config.model = ModelConfig(
-        cell="lstm", units=32, recurrent_window=48, dropout=0.3, quantiles=(0.5,),
+        cell="lstm",
+        units=32,
+        recurrent_window=48,
+        dropout=0.3,
+        quantiles=(0.5,),
         linear_base=True,
     )
     config.training = TrainingConfig(
@@ -131,8 +135,7 @@ def weather() -> ForecastingConfig:
 def tiny() -> ForecastingConfig:
     """Seconds: for tests and smoke runs (pair it with a small CSV via --data)."""
     config = ForecastingConfig()
-    config.data = DataConfig(lookback=16, horizon=4, validation_fraction=0.15,
-                             test_fraction=0.15)
+    config.data = DataConfig(lookback=16, horizon=4, validation_fraction=0.15, test_fraction=0.15)
     config.model = ModelConfig(units=16)
     config.evaluation = EvaluationConfig(season=12, ridge_alpha=1.0, plot_steps=0)
     config.training = TrainingConfig(

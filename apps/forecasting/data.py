@@ -154,7 +154,9 @@ def fit_highway(
 
 
 def fit_linear_base(
-    values: np.ndarray, splits: dict[str, windows.Split], config: ForecastingConfig,
+    values: np.ndarray,
+    splits: dict[str, windows.Split],
+    config: ForecastingConfig,
     targets: int,
 ) -> tuple[int, float, str, np.ndarray, np.ndarray]:
     """The validation-chosen ridge (`evaluation.choose_ridge`): lags, alpha, transform, weights."""
@@ -166,8 +168,7 @@ def fit_linear_base(
 
     if len(splits["validation"]) < data.horizon:
         raise UserError(
-            "model.linear_base: its choice needs validation windows; raise "
-            "data.validation_fraction"
+            "model.linear_base: its choice needs validation windows; raise data.validation_fraction"
         )
     train = arrays(splits["train"])
     lags, alpha, transform = evaluation.choose_ridge(train, arrays(splits["validation"]))
@@ -200,8 +201,9 @@ def load_data(
             f"model's {', '.join(assets.columns)}"
         )
     window = data.lookback + data.horizon
-    time_series.check_length(series, window, f"one window (lookback {data.lookback} + horizon "
-                             f"{data.horizon})")
+    time_series.check_length(
+        series, window, f"one window (lookback {data.lookback} + horizon {data.horizon})"
+    )
     if whole_as_test:
         splits = {"test": windows.Split(0, len(series))}
     else:

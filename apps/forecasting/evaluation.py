@@ -70,7 +70,11 @@ def fit_transformed_ridge(
 
 
 def transformed_ridge_forecast(
-    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, lags: int, transform: str,
+    histories: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    lags: int,
+    transform: str,
     horizon: int,
 ) -> np.ndarray:
     """The forecast of `fit_transformed_ridge`'s weights, back in original units."""
@@ -95,10 +99,12 @@ def choose_ridge(
     for lags, alpha, transform in itertools.product(RIDGE_LAG_COUNTS, RIDGE_ALPHAS, transforms):
         if lags > lookback:
             continue
-        weights, bias = fit_transformed_ridge(train_histories, train_futures, lags, alpha,
-                                              transform)
-        forecast = transformed_ridge_forecast(validation_histories, weights, bias, lags,
-                                              transform, horizon)
+        weights, bias = fit_transformed_ridge(
+            train_histories, train_futures, lags, alpha, transform
+        )
+        forecast = transformed_ridge_forecast(
+            validation_histories, weights, bias, lags, transform, horizon
+        )
         error = np.abs(forecast - validation_truth).mean()
         if best is None or error < best[0]:
             best = (error, lags, alpha, transform)
@@ -154,8 +160,12 @@ def plot_forecasts(
         forecast_times = times[forecast_steps]
         if interval is not None:
             axis.fill_between(
-                forecast_times, interval[0][:, index], interval[1][:, index],
-                color="tab:blue", alpha=0.2, label="interval",
+                forecast_times,
+                interval[0][:, index],
+                interval[1][:, index],
+                color="tab:blue",
+                alpha=0.2,
+                label="interval",
             )
         for label, values in forecasts.items():
             axis.plot(forecast_times, values[:, index], linewidth=1.0, label=label)

@@ -68,7 +68,8 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
             )
         summary = keras.layers.Dropout(settings.dropout, name="dropout")(summary)
         flat = keras.layers.Dense(
-            data.horizon * targets * outputs_per_target, kernel_initializer=head_init,
+            data.horizon * targets * outputs_per_target,
+            kernel_initializer=head_init,
             name="head",
         )(summary)
         forecast = keras.layers.Reshape(output_shape, name="forecast")(flat)
@@ -113,13 +114,22 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
         forecast = keras.layers.Add(name="with_highway")([forecast, linear])
     if settings.linear_base:
         base = LinearForecast(
-            assets.linear_lags, data.horizon, targets, transform=assets.linear_transform,
-            input_mean=assets.normalization.mean, input_std=assets.normalization.std,
-            trainable=False, name="linear_base",
+            assets.linear_lags,
+            data.horizon,
+            targets,
+            transform=assets.linear_transform,
+            input_mean=assets.normalization.mean,
+            input_std=assets.normalization.std,
+            trainable=False,
+            name="linear_base",
         )
         linear = base(history)
-        base.dense.set_weights([np.asarray(assets.linear_kernel, np.float32),
-                                np.asarray(assets.linear_bias, np.float32)])
+        base.dense.set_weights(
+            [
+                np.asarray(assets.linear_kernel, np.float32),
+                np.asarray(assets.linear_bias, np.float32),
+            ]
+        )
         if quantiles:
             linear = keras.layers.Reshape(output_shape[:2] + (1,), name="base_quantile_axis")(
                 linear
@@ -129,8 +139,10 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
     model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
     if warm_start:
         model.get_layer("highway").dense.set_weights(
-            [np.asarray(weights, np.float32)
-             for weights in (assets.highway_kernel, assets.highway_bias)]  # fmt: skip
+            [
+                np.asarray(weights, np.float32)
+                for weights in (assets.highway_kernel, assets.highway_bias)
+            ]  # fmt: skip
         )
     model.compile(
         optimizer=training.optimizer(config.training),

@@ -16,8 +16,9 @@ def search_space(hp, config: ForecastingConfig) -> ForecastingConfig:
     model.units = choice(hp, "units", [16, 32, 64, 128], model.units)
     model.num_layers = hp.Int("num_layers", 1, 2, default=model.num_layers)
     model.dropout = hp.Float("dropout", 0.0, 0.4, step=0.1, default=model.dropout)
-    lookbacks = sorted({max(config.evaluation.season, data.lookback // 2), data.lookback,
-                        data.lookback * 2})
+    lookbacks = sorted(
+        {max(config.evaluation.season, data.lookback // 2), data.lookback, data.lookback * 2}
+    )
     data.lookback = hp.Choice("lookback", lookbacks, default=data.lookback)
     if model.highway_window:
         model.highway_window = data.lookback

@@ -31,8 +31,9 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     signature = [tf.TensorSpec([None, data.lookback, columns], tf.float32, name="history")]
     if known_future:
         signature.append(
-            tf.TensorSpec([None, data.horizon, len(known_future)], tf.float32,
-                          name="future_covariates")
+            tf.TensorSpec(
+                [None, data.horizon, len(known_future)], tf.float32, name="future_covariates"
+            )
         )
 
     def forecast(history, future_covariates=None):
@@ -79,7 +80,5 @@ def example_request(config: ForecastingConfig, columns: int, known_future: int):
     window = np.repeat(wave[:, :, None], columns, axis=2)  # (2, steps, columns)
     request = {"history": window[:, : data.lookback].astype(np.float32)}
     if known_future:
-        request["future_covariates"] = window[:, data.lookback :, :known_future].astype(
-            np.float32
-        )
+        request["future_covariates"] = window[:, data.lookback :, :known_future].astype(np.float32)
     return request

@@ -40,8 +40,11 @@ class TextClassificationAssets(Assets):
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fields = {"vocabulary": self.vocabulary, "label_names": self.label_names,
-                  "length_boundaries": self.length_boundaries}
+        fields = {
+            "vocabulary": self.vocabulary,
+            "label_names": self.label_names,
+            "length_boundaries": self.length_boundaries,
+        }
         (directory / self.FILE).write_text(json.dumps(fields))
         if self.ngram_bag_weights is not None:
             np.savez(directory / self.NGRAM_BAG_FILE, *self.ngram_bag_weights)

@@ -105,8 +105,12 @@ def _load_recipe(name: str) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            IsADirectoryError) as error:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        IsADirectoryError,
+    ) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
 
 

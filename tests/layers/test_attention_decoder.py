@@ -10,12 +10,8 @@ BATCH, SOURCE_TIME, TARGET_TIME, FEATURES, ENCODER_UNITS, UNITS = 3, 5, 4, 6, 8,
 def random_inputs(seed=0):
     generator = np.random.default_rng(seed)
     inputs = generator.normal(size=(BATCH, TARGET_TIME, FEATURES)).astype("float32")
-    encoder_sequences = generator.normal(size=(BATCH, SOURCE_TIME, ENCODER_UNITS)).astype(
-        "float32"
-    )
-    encoder_mask = np.array(
-        [[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]
-    )
+    encoder_sequences = generator.normal(size=(BATCH, SOURCE_TIME, ENCODER_UNITS)).astype("float32")
+    encoder_mask = np.array([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
     return inputs, encoder_sequences, encoder_mask
 
 
@@ -122,8 +118,12 @@ def test_serialization_round_trip_and_fit_step(tmp_path):
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"units": 0}, {"units": 4, "cell": "rnn"}, {"units": 4, "attention": "dot"},
-     {"units": 4, "dropout": 1.0}],
+    [
+        {"units": 0},
+        {"units": 4, "cell": "rnn"},
+        {"units": 4, "attention": "dot"},
+        {"units": 4, "dropout": 1.0},
+    ],
 )
 def test_bad_arguments_name_the_argument(arguments):
     name = [key for key in arguments if key != "units"] or ["units"]

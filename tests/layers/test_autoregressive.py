@@ -22,8 +22,7 @@ def test_teacher_forcing_with_its_own_predictions_equals_free_running(cell):
     assert free_running.shape == (3, 5, 2)
     forced = decoder(last_values, states, teacher_targets=free_running, training=True)
     np.testing.assert_allclose(forced, free_running, atol=1e-5)
-    other_teacher = decoder(last_values, states, teacher_targets=free_running + 1.0,
-                            training=True)
+    other_teacher = decoder(last_values, states, teacher_targets=free_running + 1.0, training=True)
     # Step 1 reads only the last observed values; later steps read the teacher.
     np.testing.assert_allclose(other_teacher[:, 0], free_running[:, 0], atol=1e-6)
     assert not np.allclose(other_teacher[:, 1:], free_running[:, 1:])
@@ -32,14 +31,16 @@ def test_teacher_forcing_with_its_own_predictions_equals_free_running(cell):
 
 
 def test_quantiles_feed_back_the_chosen_level_and_known_future():
-    decoder = AutoregressiveDecoder(8, output_units=2, horizon=4, num_quantiles=3,
-                                    feedback_quantile=1)
+    decoder = AutoregressiveDecoder(
+        8, output_units=2, horizon=4, num_quantiles=3, feedback_quantile=1
+    )
     last_values, states = decoder_inputs()
     future = np.ones((3, 4, 1), np.float32)
     output = decoder(last_values, states, known_future=future)
     assert output.shape == (3, 4, 2, 3)
-    forced = decoder(last_values, states, known_future=future,
-                     teacher_targets=output[..., 1], training=True)
+    forced = decoder(
+        last_values, states, known_future=future, teacher_targets=output[..., 1], training=True
+    )
     np.testing.assert_allclose(forced, output, atol=1e-5)
 
 
@@ -57,8 +58,9 @@ def test_model_round_trip_and_fit_step(tmp_path):
     model.fit([x, y], y, epochs=1, verbose=0)
     model.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(restored.predict([x, y], verbose=0),
-                               model.predict([x, y], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        restored.predict([x, y], verbose=0), model.predict([x, y], verbose=0), atol=1e-6
+    )
     assert restored.get_layer("decoder").get_config()["horizon"] == 3
 
 

@@ -38,21 +38,29 @@ def test_linear_forecast_is_the_ridge_in_original_square_root_units():
     original = rng.uniform(0.0, 100.0, size=(5, 6, 2))
     kernel = rng.normal(size=(4 * 2, 3)) * 0.1  # (window * columns, horizon * targets)
     bias = rng.normal(size=3)
-    layer = LinearForecast(4, horizon=3, targets=1, transform="sqrt", input_mean=mean,
-                           input_std=std)
+    layer = LinearForecast(
+        4, horizon=3, targets=1, transform="sqrt", input_mean=mean, input_std=std
+    )
     normalized = ((original - mean) / std).astype(np.float32)
     layer.build(normalized.shape)
     layer.dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    expected = np.square(np.maximum(
-        np.sqrt(original[:, -4:]).reshape(5, -1) @ kernel + bias, 0.0))[..., None]
-    np.testing.assert_allclose(layer(normalized) * std[0] + mean[0], expected, rtol=1e-4,
-                               atol=1e-3)
+    expected = np.square(np.maximum(np.sqrt(original[:, -4:]).reshape(5, -1) @ kernel + bias, 0.0))[
+        ..., None
+    ]
+    np.testing.assert_allclose(layer(normalized) * std[0] + mean[0], expected, rtol=1e-4, atol=1e-3)
 
 
 def test_linear_forecast_round_trip(tmp_path):
     inputs = keras.Input((6, 2))
-    layer = LinearForecast(3, horizon=2, targets=2, input_mean=[1.0, 2.0],
-                           input_std=[2.0, 4.0], trainable=False, name="linear")
+    layer = LinearForecast(
+        3,
+        horizon=2,
+        targets=2,
+        input_mean=[1.0, 2.0],
+        input_std=[2.0, 4.0],
+        trainable=False,
+        name="linear",
+    )
     model = keras.Model(inputs, layer(inputs))
     x = np.random.default_rng(0).normal(size=(4, 6, 2)).astype(np.float32)
     model.save(tmp_path / "model.keras")

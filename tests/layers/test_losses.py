@@ -38,8 +38,9 @@ def test_learns_quantiles_of_a_uniform_target():
     )
     model.compile(keras.optimizers.Adam(0.05), loss=PinballLoss((0.1, 0.5, 0.9)))
     model.fit(inputs, targets, epochs=40, batch_size=256, verbose=0)
-    np.testing.assert_allclose(model.predict(inputs[:1], verbose=0)[0, 0], [0.1, 0.5, 0.9],
-                               atol=0.05)
+    np.testing.assert_allclose(
+        model.predict(inputs[:1], verbose=0)[0, 0], [0.1, 0.5, 0.9], atol=0.05
+    )
 
 
 def test_median_absolute_error_scores_the_quantile_nearest_one_half():

@@ -188,10 +188,8 @@ def test_bidirectional_final_output_covers_the_whole_sequence_both_ways():
     backward.set_weights(layer.backward_layer.get_weights())
     for row, length in enumerate(LENGTHS):
         valid = inputs[row : row + 1, :length]
-        np.testing.assert_allclose(final[row, :UNITS], forward(valid)[0, -1], rtol=1e-5,
-                                   atol=1e-6)
-        np.testing.assert_allclose(final[row, UNITS:], backward(valid)[0, -1], rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(final[row, :UNITS], forward(valid)[0, -1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(final[row, UNITS:], backward(valid)[0, -1], rtol=1e-5, atol=1e-6)
 
 
 def test_symbolic_shapes():

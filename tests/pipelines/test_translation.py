@@ -59,9 +59,7 @@ def test_vocabulary_starts_with_reserved_tokens_and_ranks_by_frequency(word_toke
 def test_unknown_words_map_to_the_unknown_token(word_tokenizer):
     ids = word_tokenizer.tokenize(tf.constant(["hello zebra world"])).to_list()[0]
     assert ids[1] == UNKNOWN_ID and UNKNOWN_ID not in (ids[0], ids[2])
-    assert strings(word_tokenizer.detokenize(tf.ragged.constant([ids]))) == [
-        "hello [UNK] world"
-    ]
+    assert strings(word_tokenizer.detokenize(tf.ragged.constant([ids]))) == ["hello [UNK] world"]
 
 
 def test_composed_and_decomposed_accents_tokenize_alike(word_tokenizer):
@@ -119,8 +117,9 @@ def test_split_deduplicates_sources_and_keeps_them_in_one_split():
     splits = split_pairs(sources, targets, 0.1, 0.2, seed=3)
     assert splits.duplicates == 50
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (35, 5, 10)
-    parts = [{source for source, _ in part} for part in (splits.train, splits.validation,
-                                                         splits.test)]
+    parts = [
+        {source for source, _ in part} for part in (splits.train, splits.validation, splits.test)
+    ]
     assert sum(len(part) for part in parts) == len(set().union(*parts)) == 50
     again = split_pairs(sources, targets, 0.1, 0.2, seed=3)
     assert again.test == splits.test

@@ -24,8 +24,11 @@ def test_ding_keeps_example_sentences_without_tags(tmp_path):
         "Wir müssen miteinander reden!",
         "Er geht zur Schule.",
     ]
-    assert pairs.targets == ["We have to turn left here.", "We need to talk.",
-                             "He likes going to school."]
+    assert pairs.targets == [
+        "We have to turn left here.",
+        "We need to talk.",
+        "He likes going to school.",
+    ]
     reversed_pairs = pairs.reversed()
     assert reversed_pairs.sources == pairs.targets and reversed_pairs.targets == pairs.sources
 

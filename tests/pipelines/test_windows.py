@@ -33,8 +33,14 @@ def test_windows_match_hand_computed_values():
     # Column 0 is the target (0, 1, 2, ...), column 1 a covariate (100, 101, ...).
     values = np.stack([np.arange(10.0), 100 + np.arange(10.0)], axis=1)
     dataset = windows.make_windows(
-        values, np.array([0, 3]), lookback=3, horizon=2, target_indices=[0],
-        known_future_indices=[1], teacher_targets=True, batch_size=8,
+        values,
+        np.array([0, 3]),
+        lookback=3,
+        horizon=2,
+        target_indices=[0],
+        known_future_indices=[1],
+        teacher_targets=True,
+        batch_size=8,
     )
     inputs, targets = next(iter(dataset))
     np.testing.assert_array_equal(inputs["history"][1], [[3, 103], [4, 104], [5, 105]])
@@ -46,8 +52,14 @@ def test_windows_match_hand_computed_values():
 def test_shuffled_windows_cover_every_start_once():
     values = np.arange(20.0)[:, None]
     dataset = windows.make_windows(
-        values, np.arange(10), lookback=5, horizon=1, target_indices=[0], batch_size=4,
-        shuffle=True, seed=1,
+        values,
+        np.arange(10),
+        lookback=5,
+        horizon=1,
+        target_indices=[0],
+        batch_size=4,
+        shuffle=True,
+        seed=1,
     )
     firsts = sorted(int(history[0, 0]) for batch, _ in dataset for history in batch["history"])
     assert firsts == list(range(10))
@@ -62,8 +74,9 @@ def test_normalization_round_trip_and_train_only_statistics(tmp_path):
     normalized = normalization.normalize(values)
     np.testing.assert_allclose(normalized, [[3.0, 2.0], [-3.0, -3.0]])
     np.testing.assert_allclose(normalization.denormalize(normalized), values)
-    np.testing.assert_allclose(normalization.denormalize(normalized[:, :1], columns=[0]),
-                               values[:, :1])
+    np.testing.assert_allclose(
+        normalization.denormalize(normalized[:, :1], columns=[0]), values[:, :1]
+    )
     in_graph = normalization.normalize(tf.constant(values))
     np.testing.assert_allclose(in_graph.numpy(), normalized)
     normalization.save(tmp_path / "stats.json")

@@ -43,8 +43,9 @@ def data(tmp_path_factory) -> Path:
         for _ in range(237):
             label = rng.choice(["pos", "neg"])
             words = rng.choices(FILLER, k=7)
-            words.insert(rng.randrange(len(words) + 1),
-                         rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+            words.insert(
+                rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "pos" else NEGATIVE)
+            )
             writer.writerow([" ".join(words), label])
     return path
 
@@ -64,8 +65,13 @@ def sentiment(*args: str) -> list[str]:
 
 
 def start(command: list[str], log: Path, **environment: str) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            cwd=REPOSITORY, env={**ENVIRONMENT, **environment})
+    return subprocess.Popen(
+        command,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPOSITORY,
+        env={**ENVIRONMENT, **environment},
+    )
 
 
 def finish(processes: dict[str, subprocess.Popen], logs: dict[str, Path], timeout: float):
@@ -115,8 +121,18 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(data, tmp_path):
     processes, logs = {}, {}
     for name, (devices, batch_size) in runs.items():
         logs[name] = tmp_path / f"{name}.log"
-        processes[name] = start([sys.executable, "-c", MIRRORED_SCRIPT, str(data),
-                                 str(tmp_path / name), str(devices), str(batch_size)], logs[name])
+        processes[name] = start(
+            [
+                sys.executable,
+                "-c",
+                MIRRORED_SCRIPT,
+                str(data),
+                str(tmp_path / name),
+                str(devices),
+                str(batch_size),
+            ],
+            logs[name],
+        )
     finish(processes, logs, timeout=240)
     assert "mirrored replicas: 1" in logs["one_device"].read_text()
     assert "mirrored replicas: 2" in logs["two_devices"].read_text()
@@ -124,8 +140,9 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(data, tmp_path):
     assert len(one_device) == len(two_devices) == 2
     for one_epoch, two_epoch in zip(one_device, two_devices, strict=True):
         for key in ["loss", "val_loss", "accuracy", "val_accuracy"]:
-            np.testing.assert_allclose(two_epoch[key], one_epoch[key], rtol=1e-4, atol=1e-5,
-                                       err_msg=key)
+            np.testing.assert_allclose(
+                two_epoch[key], one_epoch[key], rtol=1e-4, atol=1e-5, err_msg=key
+            )
 
 
 def test_two_workers_train_in_sync_on_loopback(data, tmp_path):
@@ -137,9 +154,21 @@ def test_two_workers_train_in_sync_on_loopback(data, tmp_path):
         logs[name] = tmp_path / f"{name}.log"
         # Each worker writes its own work dir: checkpoints and backups are per process.
         processes[name] = start(
-            sentiment("train", "--workdir", tmp_path / name, "--strategy", "multi-worker",
-                      "--preset", "tiny", "--data", data, "--set", "training.epochs=1",
-                      "--set", "training.batch_size=8"),
+            sentiment(
+                "train",
+                "--workdir",
+                tmp_path / name,
+                "--strategy",
+                "multi-worker",
+                "--preset",
+                "tiny",
+                "--data",
+                data,
+                "--set",
+                "training.epochs=1",
+                "--set",
+                "training.batch_size=8",
+            ),
             logs[name],
             TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
         )
@@ -178,7 +207,8 @@ def test_keras_multi_worker_fit_still_needs_the_workaround(tmp_path):
     for index in range(2):
         logs[index] = tmp_path / f"worker{index}.log"
         processes[index] = start(
-            [sys.executable, "-c", PLAIN_KERAS_MULTI_WORKER_SCRIPT], logs[index],
+            [sys.executable, "-c", PLAIN_KERAS_MULTI_WORKER_SCRIPT],
+            logs[index],
             TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
         )
     try:
@@ -194,20 +224,41 @@ def test_keras_multi_worker_fit_still_needs_the_workaround(tmp_path):
 def test_a_chief_and_two_workers_finish_a_four_trial_search(data, tmp_path):
     (port,) = free_ports(1)
     workdir = tmp_path / "search"
-    command = sentiment("tune", "--workdir", workdir, "--preset", "tiny", "--data", data,
-                        "--set", "model.units=32", "--set", "model.embedding_dim=64",
-                        "--tuner", "random", "--max-trials", "4", "--epochs", "1")
+    command = sentiment(
+        "tune",
+        "--workdir",
+        workdir,
+        "--preset",
+        "tiny",
+        "--data",
+        data,
+        "--set",
+        "model.units=32",
+        "--set",
+        "model.embedding_dim=64",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "4",
+        "--epochs",
+        "1",
+    )
     processes, logs = {}, {}
     for tuner_id in ["chief", "tuner0", "tuner1"]:
         logs[tuner_id] = tmp_path / f"{tuner_id}.log"
-        processes[tuner_id] = start(command, logs[tuner_id], KERASTUNER_TUNER_ID=tuner_id,
-                                    KERASTUNER_ORACLE_IP="127.0.0.1",
-                                    KERASTUNER_ORACLE_PORT=str(port))
+        processes[tuner_id] = start(
+            command,
+            logs[tuner_id],
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port),
+        )
     finish(processes, logs, timeout=300)
     trials = [json.loads(path.read_text()) for path in (workdir / "trials").glob("*/trial.json")]
     assert sorted(trial["status"] for trial in trials) == ["COMPLETED"] * 4
-    worker_trials = [logs[name].read_text().count("trial finished in")
-                     for name in ["tuner0", "tuner1"]]
+    worker_trials = [
+        logs[name].read_text().count("trial finished in") for name in ["tuner0", "tuner1"]
+    ]
     assert sum(worker_trials) == 4 and min(worker_trials) >= 1, worker_trials
     assert "best trials (4 finished" in logs["chief"].read_text()
     assert (workdir / "best_config.json").is_file()

@@ -31,8 +31,11 @@ def test_updates_equal_keras_adamw_with_sparse_and_dense_gradients():
     # Row 3 appears twice in every embedding-style gradient, as in a batch repeating a word.
     indices = tf.constant([1, 3, 3, 7, 49, 0], tf.int64)
     gradients = [
-        (tf.constant(rng.normal(size=(6, 4)), tf.float32), indices,
-         tf.constant(rng.normal(size=4), tf.float32))
+        (
+            tf.constant(rng.normal(size=(6, 4)), tf.float32),
+            indices,
+            tf.constant(rng.normal(size=4), tf.float32),
+        )
         for _ in range(4)
     ]
     expected = trained_weights(keras.optimizers.AdamW, initial, gradients)
@@ -54,5 +57,6 @@ def test_the_training_optimizer_is_fused_takes_the_config_and_round_trips(tmp_pa
     model.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     assert isinstance(reloaded.optimizer, FusedAdamW)
-    np.testing.assert_allclose(reloaded.predict(np.ones((1, 3)), verbose=0),
-                               model.predict(np.ones((1, 3)), verbose=0))
+    np.testing.assert_allclose(
+        reloaded.predict(np.ones((1, 3)), verbose=0), model.predict(np.ones((1, 3)), verbose=0)
+    )

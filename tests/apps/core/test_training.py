@@ -12,7 +12,9 @@ def checkpoint_callbacks(workdir, threshold=None):
     staged, published = workdir / training.STAGED_MODEL_FILE, workdir / training.MODEL_FILE
     return [
         keras.callbacks.ModelCheckpoint(
-            str(staged), monitor="val_loss", save_best_only=True,
+            str(staged),
+            monitor="val_loss",
+            save_best_only=True,
             initial_value_threshold=threshold,
         ),
         training.PublishCheckpoint(
@@ -31,8 +33,9 @@ def regression(seed=0):
 
 def test_the_published_model_is_the_best_epoch_and_records_its_score(tmp_path):
     model, x, y = regression()
-    history = model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0,
-                        callbacks=checkpoint_callbacks(tmp_path))
+    history = model.fit(
+        x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=checkpoint_callbacks(tmp_path)
+    )
     best = min(history.history["val_loss"])
     record = json.loads((tmp_path / training.MODEL_RECORD_FILE).read_text())
     assert record == {"val_loss": best, "epoch": 4}  # the loss falls every epoch here
@@ -44,8 +47,9 @@ def test_the_published_model_is_the_best_epoch_and_records_its_score(tmp_path):
 
 def test_a_partial_staged_write_never_replaces_the_published_model(tmp_path):
     model, x, y = regression()
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0,
-              callbacks=checkpoint_callbacks(tmp_path))
+    model.fit(
+        x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=checkpoint_callbacks(tmp_path)
+    )
     published_bytes = (tmp_path / training.MODEL_FILE).read_bytes()
     best = training.published_value(tmp_path, "val_loss")
     # A kill while Keras wrote the staged file left half of one behind; the resumed run's
@@ -53,8 +57,14 @@ def test_a_partial_staged_write_never_replaces_the_published_model(tmp_path):
     (tmp_path / training.STAGED_MODEL_FILE).write_bytes(b"PK\x03\x04 half a zip")
     worse, _, _ = regression(seed=1)
     worse.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
-    worse.fit(x, y, validation_data=(x, y), epochs=1, verbose=0,
-              callbacks=checkpoint_callbacks(tmp_path, threshold=best))
+    worse.fit(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=1,
+        verbose=0,
+        callbacks=checkpoint_callbacks(tmp_path, threshold=best),
+    )
     assert (tmp_path / training.MODEL_FILE).read_bytes() == published_bytes
     assert not (tmp_path / training.STAGED_MODEL_FILE).exists()
     assert training.published_value(tmp_path, "val_loss") == best

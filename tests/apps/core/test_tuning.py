@@ -26,15 +26,36 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 
 def tiny_search_args(data: Path, workdir: Path, max_trials: int = 2) -> list[str]:
     # A model a little wider than tiny's, so the search has room to differ between trials.
-    return ["tune", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
-            "--set", "data.text_column=review", "--set", "data.label_column=stars",
-            "--set", "model.units=32", "--set", "model.embedding_dim=64",
-            "--tuner", "random", "--max-trials", str(max_trials), "--epochs", "1"]
+    return [
+        "tune",
+        "--workdir",
+        str(workdir),
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--set",
+        "data.text_column=review",
+        "--set",
+        "data.label_column=stars",
+        "--set",
+        "model.units=32",
+        "--set",
+        "model.embedding_dim=64",
+        "--tuner",
+        "random",
+        "--max-trials",
+        str(max_trials),
+        "--epochs",
+        "1",
+    ]
 
 
 def trial_files(workdir: Path) -> dict[str, dict]:
-    return {path.parent.name: json.loads(path.read_text())
-            for path in sorted((workdir / "trials").glob("trial_*/trial.json"))}
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted((workdir / "trials").glob("trial_*/trial.json"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +66,9 @@ def data(tmp_path_factory, reviews_csv) -> Path:
 def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_path, capfd):
     workdir = tmp_path / "search"
     export_root = tmp_path / "saved_models"
-    code = main(tiny_search_args(data, workdir)
-                + ["--export-best", "--export-dir", str(export_root)])
+    code = main(
+        tiny_search_args(data, workdir) + ["--export-best", "--export-dir", str(export_root)]
+    )
     out = capfd.readouterr().out
     assert code == 0
     assert "best trials (2 finished, objective val_accuracy max)" in out
@@ -59,7 +81,8 @@ def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_pa
     assert all(trial["status"] == "COMPLETED" for trial in trials.values())
     rows = list(csv.DictReader((workdir / "results.csv").open()))
     assert [float(row["val_accuracy"]) for row in rows] == sorted(
-        (trial["score"] for trial in trials.values()), reverse=True)
+        (trial["score"] for trial in trials.values()), reverse=True
+    )
     best = trials[f"trial_{rows[0]['trial']}"]
 
     # The best config holds the best trial's values and is what --export-best trained.
@@ -74,8 +97,10 @@ def test_two_trial_search_writes_a_best_config_that_replays_exactly(data, tmp_pa
     with (workdir / "best" / "history.csv").open() as handle:
         (epoch,) = list(csv.DictReader(handle))
     assert float(epoch["val_accuracy"]) == best["score"]
-    assert float(epoch["val_loss"]) == best["metrics"]["metrics"]["val_loss"]["observations"][0][
-        "value"][0]
+    assert (
+        float(epoch["val_loss"])
+        == best["metrics"]["metrics"]["val_loss"]["observations"][0]["value"][0]
+    )
 
     assert (export_root / "sentiment" / "1" / "saved_model.pb").is_file()
     for trial_id in ["0", "1"]:
@@ -96,8 +121,14 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_pat
     command = [sys.executable, "-m", "apps.sentiment", *tiny_search_args(data, workdir)]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY,
-                             env=environment, start_new_session=True)
+    first = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPOSITORY,
+        env=environment,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not (workdir / "trials" / "trial_1" / "trial.json").is_file():
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
@@ -109,8 +140,9 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_pat
     assert before["trial_0"]["status"] == "COMPLETED"
     assert before["trial_1"]["status"] == "RUNNING"
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=180,
-                            cwd=REPOSITORY, env=environment)
+    second = subprocess.run(
+        command, capture_output=True, text=True, timeout=180, cwd=REPOSITORY, env=environment
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("trial finished in") == 1
     after = trial_files(workdir)
@@ -120,7 +152,6 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_pat
     assert "best trials (2 finished" in second.stdout
 
 
-
 def write_sine(path: Path) -> Path:
     """A monthly series with a yearly cycle."""
     with path.open("w", newline="") as handle:
@@ -128,8 +159,12 @@ def write_sine(path: Path) -> Path:
         writer.writerow(["month", "level"])
         for step in range(240):
             year, month = divmod(step, 12)
-            writer.writerow([f"{1990 + year}-{month + 1:02d}-01",
-                             50.0 + 20.0 * math.sin(2 * math.pi * step / 12)])
+            writer.writerow(
+                [
+                    f"{1990 + year}-{month + 1:02d}-01",
+                    50.0 + 20.0 * math.sin(2 * math.pi * step / 12),
+                ]
+            )
     return path
 
 
@@ -148,10 +183,16 @@ OTHER_APPS = {
     # Overrides put tiny's values onto the search space's choices.
     # Seed 7 draws a direct and an encoder-decoder model: the autoregressive decoder with
     # recurrent dropout fails in `train` too (a cell's cached dropout mask leaks across graphs).
-    "forecasting": (write_sine, "sine.csv",
-                    ["--set", "training.batch_size=32", "--set", "training.seed=7"]),
-    "translation": (write_reversal_pairs, "pairs.tsv",
-                    ["--set", "model.units=64", "--set", "model.embedding_dim=64"]),
+    "forecasting": (
+        write_sine,
+        "sine.csv",
+        ["--set", "training.batch_size=32", "--set", "training.seed=7"],
+    ),
+    "translation": (
+        write_reversal_pairs,
+        "pairs.tsv",
+        ["--set", "model.units=64", "--set", "model.embedding_dim=64"],
+    ),
 }
 
 
@@ -165,9 +206,27 @@ def test_two_trial_search_replays_for_every_app(app_name, tmp_path, capsys):
     write_data, file_name, overrides = OTHER_APPS[app_name]
     data = write_data(tmp_path / file_name)
     workdir = tmp_path / "search"
-    assert package.main(["tune", "--workdir", str(workdir), "--preset", "tiny", "--data",
-                         str(data), *overrides, "--tuner", "random", "--max-trials", "2",
-                         "--epochs", "1"]) == 0
+    assert (
+        package.main(
+            [
+                "tune",
+                "--workdir",
+                str(workdir),
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                *overrides,
+                "--tuner",
+                "random",
+                "--max-trials",
+                "2",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "best trials (2 finished" in capsys.readouterr().out
     trials = trial_files(workdir)
     assert [trial["status"] for trial in trials.values()] == ["COMPLETED"] * 2
@@ -176,6 +235,10 @@ def test_two_trial_search_replays_for_every_app(app_name, tmp_path, capsys):
     best_score = pick(trial["score"] for trial in trials.values())
 
     replay = tmp_path / "replay"
-    assert package.main(["train", "--workdir", str(replay), "--config",
-                         str(workdir / "best_config.json")]) == 0
+    assert (
+        package.main(
+            ["train", "--workdir", str(replay), "--config", str(workdir / "best_config.json")]
+        )
+        == 0
+    )
     assert training.best_logged_value(replay / "history.csv", monitor, mode) == best_score

@@ -39,21 +39,52 @@ def trained(tmp_path_factory):
     data = root / "sine.csv"
     sine_frame(320).to_csv(data, index=False)
     workdir = root / "run"
-    assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
-                 "--set", "model.quantiles=0.1,0.5,0.9", "--set", "model.highway_window=12",
-                 "--set", "model.linear_base=true", "--set", "model.recurrent_window=8",
-                 "--set", "training.epochs=8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--workdir",
+                str(workdir),
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--set",
+                "model.quantiles=0.1,0.5,0.9",
+                "--set",
+                "model.highway_window=12",
+                "--set",
+                "model.linear_base=true",
+                "--set",
+                "model.recurrent_window=8",
+                "--set",
+                "training.epochs=8",
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
-    return {"root": root, "data": data, "workdir": workdir,
-            "version": export_root / "forecasting" / "1"}
+    return {
+        "root": root,
+        "data": data,
+        "workdir": workdir,
+        "version": export_root / "forecasting" / "1",
+    }
 
 
 def test_evaluate_reports_model_and_baselines_with_plots(trained):
     workdir = trained["workdir"]
-    for name in ["config.json", "model.keras", "assets/series.json", "metrics.json",
-                 "forecasts.png", "error-per-step.png", "training-curves.png"]:
+    for name in [
+        "config.json",
+        "model.keras",
+        "assets/series.json",
+        "metrics.json",
+        "forecasts.png",
+        "error-per-step.png",
+        "training-curves.png",
+    ]:
         assert (workdir / name).is_file(), name
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["steps"] == {"train": 224, "validation": 48, "test": 48}
@@ -70,10 +101,12 @@ def test_evaluate_reports_model_and_baselines_with_plots(trained):
 
 def test_fresh_process_answers_a_rest_request(trained, fresh_process_client):
     frame = sine_frame(40)
-    histories = [frame["level"].to_numpy()[offset : offset + 16, None].tolist()
-                 for offset in (0, 5, 11)]
-    truth = np.stack([frame["level"].to_numpy()[offset + 16 : offset + 20]
-                      for offset in (0, 5, 11)])
+    histories = [
+        frame["level"].to_numpy()[offset : offset + 16, None].tolist() for offset in (0, 5, 11)
+    ]
+    truth = np.stack(
+        [frame["level"].to_numpy()[offset + 16 : offset + 20] for offset in (0, 5, 11)]
+    )
     answer = fresh_process_client(trained["version"], {"instances": histories})
     assert answer["project_modules_loaded"] == []
     forecast, quantiles = answer["outputs"]["forecast"], answer["outputs"]["quantiles"]
@@ -100,27 +133,51 @@ def test_predict_from_csv_writes_the_next_steps(trained, tmp_path, capsys):
     series = tmp_path / "recent.csv"
     sine_frame(30, start="2000-01-01").to_csv(series, index=False)
     output = tmp_path / "forecast.csv"
-    code, _, err = run_cli("predict", "--model", trained["version"], "--input", series,
-                           "--output", output, capsys=capsys)
+    code, _, err = run_cli(
+        "predict",
+        "--model",
+        trained["version"],
+        "--input",
+        series,
+        "--output",
+        output,
+        capsys=capsys,
+    )
     assert code == 0, err
     rows = list(csv.DictReader(output.open()))
-    assert [row["time"] for row in rows] == ["2002-07-01", "2002-08-01", "2002-09-01",
-                                             "2002-10-01"]
-    assert set(rows[0]) == {"time", "level", "level_quantile_0", "level_quantile_1",
-                            "level_quantile_2"}
+    assert [row["time"] for row in rows] == ["2002-07-01", "2002-08-01", "2002-09-01", "2002-10-01"]
+    assert set(rows[0]) == {
+        "time",
+        "level",
+        "level_quantile_0",
+        "level_quantile_1",
+        "level_quantile_2",
+    }
     expected = 50 + 20 * np.sin(2 * np.pi * np.arange(30, 34) / PERIOD)
     np.testing.assert_allclose([float(row["level"]) for row in rows], expected, atol=6.0)
     from_workdir = tmp_path / "from-workdir.csv"
-    assert run_cli("predict", "--model", trained["workdir"], "--input", series,
-                   "--output", from_workdir, capsys=capsys)[0] == 0
+    assert (
+        run_cli(
+            "predict",
+            "--model",
+            trained["workdir"],
+            "--input",
+            series,
+            "--output",
+            from_workdir,
+            capsys=capsys,
+        )[0]
+        == 0
+    )
     assert list(csv.DictReader(from_workdir.open()))[0]["time"] == "2002-07-01"
 
 
 def test_evaluate_on_a_user_file(trained, tmp_path, capsys):
     data = tmp_path / "other.csv"
     sine_frame(60, start="2010-01-01").to_csv(data, index=False)
-    code, out, err = run_cli("evaluate", "--workdir", trained["workdir"], "--data", data,
-                             capsys=capsys)
+    code, out, err = run_cli(
+        "evaluate", "--workdir", trained["workdir"], "--data", data, capsys=capsys
+    )
     assert code == 0, err
     metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
     assert metrics["test_windows"] == 60 - 16 - 4 + 1
@@ -149,8 +206,9 @@ def test_train_user_errors_are_one_line(tmp_path, capsys, text, args, expected):
     data_args = []
     if text is not None:
         data_args = ["--data", write(tmp_path / "data.csv", text)]
-    code, _, err = run_cli("train", "--workdir", tmp_path / "run", "--preset", "tiny",
-                           *data_args, *args, capsys=capsys)
+    code, _, err = run_cli(
+        "train", "--workdir", tmp_path / "run", "--preset", "tiny", *data_args, *args, capsys=capsys
+    )
     assert code == 2, err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert expected.lower() in err.lower(), err
@@ -158,12 +216,12 @@ def test_train_user_errors_are_one_line(tmp_path, capsys, text, args, expected):
 
 def test_predict_rejects_a_short_or_malformed_series(trained, tmp_path, capsys):
     short = write(tmp_path / "short.csv", "month,level\n2000-01-01,1\n2000-02-01,2\n")
-    code, _, err = run_cli("predict", "--model", trained["version"], "--input", short,
-                           capsys=capsys)
+    code, _, err = run_cli(
+        "predict", "--model", trained["version"], "--input", short, capsys=capsys
+    )
     assert code == 2 and "fewer than the 16" in err
     wide = write(tmp_path / "wide.csv", "t,a,b\n" + "".join(f"{i},1,2\n" for i in range(20)))
-    code, _, err = run_cli("predict", "--model", trained["version"], "--input", wide,
-                           capsys=capsys)
+    code, _, err = run_cli("predict", "--model", trained["version"], "--input", wide, capsys=capsys)
     assert code == 2 and "the model reads 1" in err
 
 

@@ -39,8 +39,13 @@ def sine_csv(tmp_path_factory):
         ({"model_type": "direct", "quantiles": (0.1, 0.5, 0.9), "highway_window": 12}, 6),
         ({"model_type": "autoregressive", "quantiles": (0.1, 0.5, 0.9), "cell": "lstm"}, 6),
     ],
-    ids=["direct", "autoregressive", "encoder-decoder-known-future", "direct-quantile-highway",
-         "autoregressive-quantile-lstm"],
+    ids=[
+        "direct",
+        "autoregressive",
+        "encoder-decoder-known-future",
+        "direct-quantile-highway",
+        "autoregressive-quantile-lstm",
+    ],
 )
 def test_model_learns_a_sine(sine_csv, overrides, epochs):
     keras.utils.set_random_seed(0)
@@ -104,8 +109,9 @@ def test_autoregressive_model_with_dropout_trains(sine_csv, cell):
     app = ForecastingApp()
     datasets = app.load_data(config)
     model = app.build_model(config, datasets.assets)
-    history = model.fit(datasets.train.take(2), validation_data=datasets.validation.take(1),
-                        epochs=2, verbose=0)
+    history = model.fit(
+        datasets.train.take(2), validation_data=datasets.validation.take(1), epochs=2, verbose=0
+    )
     assert np.all(np.isfinite(history.history["loss"] + history.history["val_loss"]))
 
 
@@ -126,8 +132,13 @@ def test_linear_base_start_is_the_validation_chosen_ridge(sine_csv):
     output = model.predict(model_inputs(normalized, starts, config, assets), verbose=0)
     histories, _ = data_lib.window_arrays(series.values, starts, 16, 4, targets=1)
     expected = evaluation.transformed_ridge_forecast(
-        histories, np.asarray(assets.linear_kernel), np.asarray(assets.linear_bias),
-        assets.linear_lags, assets.linear_transform, horizon=4,
+        histories,
+        np.asarray(assets.linear_kernel),
+        np.asarray(assets.linear_bias),
+        assets.linear_lags,
+        assets.linear_transform,
+        horizon=4,
     )
-    np.testing.assert_allclose(assets.normalization.denormalize(output, columns=[0]), expected,
-                               atol=1e-2)
+    np.testing.assert_allclose(
+        assets.normalization.denormalize(output, columns=[0]), expected, atol=1e-2
+    )

@@ -9,8 +9,16 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
     hp = keras_tuner.HyperParameters()
     config = APP.search_space(hp, base)
     assert config == base and config is not base
-    assert set(hp.values) == {"model_type", "cell", "units", "num_layers", "dropout",
-                              "lookback", "learning_rate", "batch_size"}
+    assert set(hp.values) == {
+        "model_type",
+        "cell",
+        "units",
+        "num_layers",
+        "dropout",
+        "lookback",
+        "learning_rate",
+        "batch_size",
+    }
     hp.values.update({"lookback": 264, "model_type": "encoder-decoder", "units": 16})
     chosen = APP.search_space(hp, base)
     assert chosen.data.lookback == 264 and chosen.model.recurrent_window == 48

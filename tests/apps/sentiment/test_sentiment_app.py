@@ -31,21 +31,50 @@ def trained(tmp_path_factory, reviews_csv):
     data = reviews_csv(root / "reviews.csv", 400)
     workdir = root / "run"
     columns = ["--set", "data.text_column=review", "--set", "data.label_column=stars"]
-    assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
-                 "--set", "training.epochs=8", "--set", "model.ngram_bag=true", *columns]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--workdir",
+                str(workdir),
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--set",
+                "training.epochs=8",
+                "--set",
+                "model.ngram_bag=true",
+                *columns,
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
-    return {"root": root, "data": data, "workdir": workdir, "export_root": export_root,
-            "columns": columns}
+    return {
+        "root": root,
+        "data": data,
+        "workdir": workdir,
+        "export_root": export_root,
+        "columns": columns,
+    }
 
 
 def test_training_writes_the_work_dir_and_learns(trained):
     workdir = trained["workdir"]
-    for name in ["config.json", "model.keras", "history.csv", "training-curves.png",
-                 "metrics.json", "confusion-matrix.png", "assets/text_classification.json",
-                 "assets/ngram_bag.npz"]:
+    for name in [
+        "config.json",
+        "model.keras",
+        "history.csv",
+        "training-curves.png",
+        "metrics.json",
+        "confusion-matrix.png",
+        "assets/text_classification.json",
+        "assets/ngram_bag.npz",
+    ]:
         assert (workdir / name).is_file(), name
     assert any((workdir / "logs").rglob("events.out.tfevents*"))
     assert not (workdir / "backup").exists()
@@ -63,8 +92,9 @@ def test_the_fitted_ngram_logistic_regression_stays_frozen_in_training(trained):
     bag = model.get_layer("ngram_bag")
     assert not bag.trainable
     with np.load(trained["workdir"] / "assets" / "ngram_bag.npz") as fitted:
-        for weight, array in zip(bag.get_weights(), (fitted[name] for name in fitted.files),
-                                 strict=True):
+        for weight, array in zip(
+            bag.get_weights(), (fitted[name] for name in fitted.files), strict=True
+        ):
             np.testing.assert_array_equal(weight, array)
     assert np.abs(bag.get_weights()[0]).max() > 0.1  # fitted, not the zero start
 
@@ -88,8 +118,9 @@ def test_fresh_process_answers_a_rest_request_including_bad_text(trained, fresh_
         "great " * 20000,
         {"b64": base64.b64encode(b"awful \xff\xfe bytes").decode()},
     ]
-    answer = fresh_process_client(trained["export_root"] / "sentiment" / "2",
-                                  {"instances": instances})
+    answer = fresh_process_client(
+        trained["export_root"] / "sentiment" / "2", {"instances": instances}
+    )
     assert answer["project_modules_loaded"] == []
     label, probabilities = answer["outputs"]["label"], answer["outputs"]["probabilities"]
     assert label["dtype"] == "string" and label["shape"] == [6]
@@ -104,28 +135,35 @@ def test_predict_from_work_dir_and_export_agree(trained, capsys, tmp_path):
     inputs.write_text("a delightful story\nclumsy and boring acting\n")
     answers = []
     for model in [trained["workdir"], trained["export_root"] / "sentiment"]:
-        code, out, _ = run_cli("predict", "--model", model, "--input", inputs, "brilliant",
-                               capsys=capsys)
+        code, out, _ = run_cli(
+            "predict", "--model", model, "--input", inputs, "brilliant", capsys=capsys
+        )
         assert code == 0
         answers.append([json.loads(line) for line in out.splitlines()])
     assert [row["label"] for row in answers[0]] == ["pos", "pos", "neg"]
-    assert [row["text"] for row in answers[0]] == ["brilliant", "a delightful story",
-                                                   "clumsy and boring acting"]
+    assert [row["text"] for row in answers[0]] == [
+        "brilliant",
+        "a delightful story",
+        "clumsy and boring acting",
+    ]
     for from_workdir, from_export in zip(*answers, strict=True):
-        np.testing.assert_allclose(from_workdir["probabilities"], from_export["probabilities"],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            from_workdir["probabilities"], from_export["probabilities"], atol=1e-5
+        )
 
 
 def test_evaluate_on_a_user_file_and_unknown_labels(trained, capsys, tmp_path):
-    code, out, _ = run_cli("evaluate", "--workdir", trained["workdir"], "--data", trained["data"],
-                           capsys=capsys)
+    code, out, _ = run_cli(
+        "evaluate", "--workdir", trained["workdir"], "--data", trained["data"], capsys=capsys
+    )
     assert code == 0 and "accuracy" in out
     metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
     assert metrics["split"]["test"] == 400
     bad = tmp_path / "bad.csv"
     bad.write_text("review,stars\ngreat film,pos\nodd film,meh\n")
-    code, _, err = run_cli("evaluate", "--workdir", trained["workdir"], "--data", bad,
-                           capsys=capsys)
+    code, _, err = run_cli(
+        "evaluate", "--workdir", trained["workdir"], "--data", bad, capsys=capsys
+    )
     assert code == 2 and "meh" in err and len(err.strip().splitlines()) == 1
 
 
@@ -146,8 +184,9 @@ def test_train_user_errors_are_one_line(tmp_path, capsys, make_file, args, expec
         path = tmp_path / "data.csv"
         path.write_text(make_file)
         data_args = ["--data", str(path)]
-    code, _, err = run_cli("train", "--workdir", tmp_path / "run", "--preset", "tiny",
-                           *data_args, *args, capsys=capsys)
+    code, _, err = run_cli(
+        "train", "--workdir", tmp_path / "run", "--preset", "tiny", *data_args, *args, capsys=capsys
+    )
     assert code == 2
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert expected.lower() in err.lower(), err
@@ -165,13 +204,34 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
     """kill -9 during training, rerun the same command: finished epochs are not repeated."""
     data = reviews_csv(tmp_path / "reviews.csv", 3000)
     workdir = tmp_path / "run"
-    command = [sys.executable, "-m", "apps.sentiment", "train", "--workdir", str(workdir),
-               "--preset", "tiny", "--data", str(data),
-               "--set", "data.text_column=review", "--set", "data.label_column=stars",
-               "--set", "training.epochs=12", "--set", "training.early_stopping_patience=12"]
+    command = [
+        sys.executable,
+        "-m",
+        "apps.sentiment",
+        "train",
+        "--workdir",
+        str(workdir),
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--set",
+        "data.text_column=review",
+        "--set",
+        "data.label_column=stars",
+        "--set",
+        "training.epochs=12",
+        "--set",
+        "training.early_stopping_patience=12",
+    ]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=environment, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+        start_new_session=True,
+    )
     history = workdir / "history.csv"
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -183,8 +243,14 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
     process.wait()
     assert (workdir / "backup").is_dir()
     epochs_before = [int(row["epoch"]) for row in csv.DictReader(history.open())]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=environment, timeout=300)
+    subprocess.run(
+        command,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+        timeout=300,
+    )
     epochs = [int(row["epoch"]) for row in csv.DictReader(history.open())]
     resumed_from = epochs[len(epochs_before)]
     assert 1 <= len(epochs_before) - 1 <= resumed_from <= len(epochs_before), epochs

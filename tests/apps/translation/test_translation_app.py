@@ -14,8 +14,24 @@ import tensorflow as tf
 
 from apps.translation import APP, main
 
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
-         "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+]
 
 
 def write_reversal_pairs(path: Path, count: int, seed: int = 0) -> Path:
@@ -41,8 +57,23 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("translation")
     data = write_reversal_pairs(root / "reverse.tsv", 1500)
     workdir = root / "run"
-    assert main(["train", "--workdir", str(workdir), "--preset", "tiny", "--data", str(data),
-                 "--set", "training.epochs=6", *COLUMNS]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--workdir",
+                str(workdir),
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--set",
+                "training.epochs=6",
+                *COLUMNS,
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
@@ -92,8 +123,7 @@ def test_one_call_decodes_a_batch_of_64_like_single_sentences(trained):
     loaded = tf.saved_model.load(str(trained["export"]))
     assert set(loaded.signatures) == {"serving_default", "beam_search"}
     rng = random.Random(5)
-    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6)))
-                 for _ in range(64)]
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6))) for _ in range(64)]
     for name in ("serving_default", "beam_search"):
         batch = loaded.signatures[name](source=tf.constant(sentences))
         assert batch["translation"].shape == (64,)
@@ -105,10 +135,25 @@ def test_one_call_decodes_a_batch_of_64_like_single_sentences(trained):
 
 def test_translate_command_plots_attention(trained, capsys):
     png = trained["root"] / "attention.png"
-    assert main(["translate", "--workdir", str(trained["workdir"]), "--plot-attention", str(png),
-                 "--beam-width", "2", "alpha bravo", "kilo lima mike"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-            if line.startswith("{")]
+    assert (
+        main(
+            [
+                "translate",
+                "--workdir",
+                str(trained["workdir"]),
+                "--plot-attention",
+                str(png),
+                "--beam-width",
+                "2",
+                "alpha bravo",
+                "kilo lima mike",
+            ]
+        )
+        == 0
+    )
+    rows = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     assert [row["translation"] for row in rows] == ["bravo alpha", "mike lima kilo"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -141,7 +186,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
         path = tmp_path / "pairs.tsv"
         path.write_text(file_text)
         args = [str(path) if arg == "FILE" else arg for arg in args]
-    code = main(["train", "--workdir", str(tmp_path / "run"), "--preset", "tiny", *COLUMNS,
-                 *args])
+    code = main(["train", "--workdir", str(tmp_path / "run"), "--preset", "tiny", *COLUMNS, *args])
     error = capsys.readouterr().err.strip()
     assert code == 2 and expected in error and len(error.splitlines()) == 1, error
