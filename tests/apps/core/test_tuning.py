@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from command_lines import command_line
 
 from apps.core import training
 from apps.sentiment import main
@@ -26,29 +27,16 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 
 def tiny_search_args(data: Path, workdir: Path, max_trials: int = 2) -> list[str]:
     # A model a little wider than tiny's, so the search has room to differ between trials.
-    return [
-        "tune",
-        "--workdir",
-        str(workdir),
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--set",
+    return command_line(
+        "tune --preset tiny --tuner random --epochs 1",
         "data.text_column=review",
-        "--set",
         "data.label_column=stars",
-        "--set",
         "model.units=32",
-        "--set",
         "model.embedding_dim=64",
-        "--tuner",
-        "random",
-        "--max-trials",
-        str(max_trials),
-        "--epochs",
-        "1",
-    ]
+        workdir=workdir,
+        data=data,
+        max_trials=max_trials,
+    )
 
 
 def trial_files(workdir: Path) -> dict[str, dict]:
@@ -186,12 +174,12 @@ OTHER_APPS = {
     "forecasting": (
         write_sine,
         "sine.csv",
-        ["--set", "training.batch_size=32", "--set", "training.seed=7"],
+        ("training.batch_size=32", "training.seed=7"),
     ),
     "translation": (
         write_reversal_pairs,
         "pairs.tsv",
-        ["--set", "model.units=64", "--set", "model.embedding_dim=64"],
+        ("model.units=64", "model.embedding_dim=64"),
     ),
 }
 
@@ -203,30 +191,16 @@ OTHER_APPS = {
 )
 def test_two_trial_search_replays_for_every_app(app_name, tmp_path, capsys):
     package = importlib.import_module(f"apps.{app_name}")
-    write_data, file_name, overrides = OTHER_APPS[app_name]
+    write_data, file_name, settings = OTHER_APPS[app_name]
     data = write_data(tmp_path / file_name)
     workdir = tmp_path / "search"
-    assert (
-        package.main(
-            [
-                "tune",
-                "--workdir",
-                str(workdir),
-                "--preset",
-                "tiny",
-                "--data",
-                str(data),
-                *overrides,
-                "--tuner",
-                "random",
-                "--max-trials",
-                "2",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
+    arguments = command_line(
+        "tune --preset tiny --tuner random --max-trials 2 --epochs 1",
+        *settings,
+        workdir=workdir,
+        data=data,
     )
+    assert package.main(arguments) == 0
     assert "best trials (2 finished" in capsys.readouterr().out
     trials = trial_files(workdir)
     assert [trial["status"] for trial in trials.values()] == ["COMPLETED"] * 2

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from command_lines import command_line
 
 from apps.forecasting import main
 
@@ -39,30 +40,17 @@ def trained(tmp_path_factory):
     data = root / "sine.csv"
     sine_frame(320).to_csv(data, index=False)
     workdir = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--workdir",
-                str(workdir),
-                "--preset",
-                "tiny",
-                "--data",
-                str(data),
-                "--set",
-                "model.quantiles=0.1,0.5,0.9",
-                "--set",
-                "model.highway_window=12",
-                "--set",
-                "model.linear_base=true",
-                "--set",
-                "model.recurrent_window=8",
-                "--set",
-                "training.epochs=8",
-            ]
-        )
-        == 0
+    arguments = command_line(
+        "train --preset tiny",
+        "model.quantiles=0.1,0.5,0.9",
+        "model.highway_window=12",
+        "model.linear_base=true",
+        "model.recurrent_window=8",
+        "training.epochs=8",
+        workdir=workdir,
+        data=data,
     )
+    assert main(arguments) == 0
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0

@@ -14,8 +14,12 @@ import time
 import keras
 import numpy as np
 import pytest
+from command_lines import command_line
 
 from apps.sentiment import APP, main
+
+# The synthetic reviews' column names.
+COLUMN_SETTINGS = ("data.text_column=review", "data.label_column=stars")
 
 
 def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
@@ -30,26 +34,8 @@ def trained(tmp_path_factory, reviews_csv):
     root = tmp_path_factory.mktemp("sentiment")
     data = reviews_csv(root / "reviews.csv", 400)
     workdir = root / "run"
-    columns = ["--set", "data.text_column=review", "--set", "data.label_column=stars"]
-    assert (
-        main(
-            [
-                "train",
-                "--workdir",
-                str(workdir),
-                "--preset",
-                "tiny",
-                "--data",
-                str(data),
-                "--set",
-                "training.epochs=8",
-                "--set",
-                "model.ngram_bag=true",
-                *columns,
-            ]
-        )
-        == 0
-    )
+    settings = ("training.epochs=8", "model.ngram_bag=true", *COLUMN_SETTINGS)
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir, data=data)) == 0
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
@@ -59,7 +45,6 @@ def trained(tmp_path_factory, reviews_csv):
         "data": data,
         "workdir": workdir,
         "export_root": export_root,
-        "columns": columns,
     }
 
 
@@ -204,25 +189,12 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
     """kill -9 during training, rerun the same command: finished epochs are not repeated."""
     data = reviews_csv(tmp_path / "reviews.csv", 3000)
     workdir = tmp_path / "run"
+    settings = ("training.epochs=12", "training.early_stopping_patience=12", *COLUMN_SETTINGS)
     command = [
         sys.executable,
         "-m",
         "apps.sentiment",
-        "train",
-        "--workdir",
-        str(workdir),
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--set",
-        "data.text_column=review",
-        "--set",
-        "data.label_column=stars",
-        "--set",
-        "training.epochs=12",
-        "--set",
-        "training.early_stopping_patience=12",
+        *command_line("train --preset tiny", *settings, workdir=workdir, data=data),
     ]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from command_lines import command_line
 
 from apps.translation import APP, main
 
@@ -48,7 +49,7 @@ def write_reversal_pairs(path: Path, count: int, seed: int = 0) -> Path:
     return path
 
 
-COLUMNS = ["--set", "data.source_column=words", "--set", "data.target_column=reversed"]
+COLUMN_SETTINGS = ("data.source_column=words", "data.target_column=reversed")
 
 
 @pytest.fixture(scope="module")
@@ -57,23 +58,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("translation")
     data = write_reversal_pairs(root / "reverse.tsv", 1500)
     workdir = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--workdir",
-                str(workdir),
-                "--preset",
-                "tiny",
-                "--data",
-                str(data),
-                "--set",
-                "training.epochs=6",
-                *COLUMNS,
-            ]
-        )
-        == 0
-    )
+    settings = ("training.epochs=6", *COLUMN_SETTINGS)
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir, data=data)) == 0
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
     export_root = root / "saved_models"
     assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
@@ -186,6 +172,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
         path = tmp_path / "pairs.tsv"
         path.write_text(file_text)
         args = [str(path) if arg == "FILE" else arg for arg in args]
-    code = main(["train", "--workdir", str(tmp_path / "run"), "--preset", "tiny", *COLUMNS, *args])
+    arguments = command_line("train --preset tiny", *COLUMN_SETTINGS, workdir=tmp_path / "run")
+    code = main([*arguments, *args])
     error = capsys.readouterr().err.strip()
     assert code == 2 and expected in error and len(error.splitlines()) == 1, error
