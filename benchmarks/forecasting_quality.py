@@ -22,8 +22,9 @@ import numpy as np
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.forecasting import APP, evaluation
 from apps.forecasting import data as data_lib
+from apps.forecasting import evaluation
+from apps.forecasting.app import APP
 from pipelines import windows
 
 
@@ -79,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = config_lib.apply_overrides(APP.make_config(args.preset), args.overrides)
-    datasets = APP.load_data(config)
+    datasets = APP.data.load_data(config)
     print(f"data: {json.dumps(datasets.summary)}")
     peers = linear_peers(config, datasets)
 
@@ -90,7 +91,7 @@ def main() -> None:
             started = time.perf_counter()
             model, trained_datasets = training.train(APP, config, Path(workdir))
             seconds = time.perf_counter() - started
-            metrics = APP.evaluate(model, config, trained_datasets, Path(workdir))
+            metrics = APP.evaluation.evaluate(model, config, trained_datasets, Path(workdir))
             epochs = len((Path(workdir) / training.HISTORY_FILE).read_text().splitlines()) - 1
         runs.append(
             {"seed": seed, "seconds": round(seconds, 1), "epochs": epochs, **metrics["model"]}

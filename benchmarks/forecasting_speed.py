@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import export
-from apps.forecasting import APP
+from apps.forecasting.app import APP
 
 
 def reference_dataset(
@@ -86,7 +86,7 @@ def main() -> None:
     config = config_lib.apply_overrides(APP.make_config(args.preset), args.overrides)
     keras.utils.set_random_seed(config.training.seed)
     data = config.data
-    datasets = APP.load_data(config)
+    datasets = APP.data.load_data(config)
     normalized = datasets.assets.normalization.normalize(datasets.series.values)
     normalized = normalized.astype(np.float32)
 
@@ -98,7 +98,7 @@ def main() -> None:
         data.horizon,
         config.training.batch_size,
     )
-    model = APP.build_model(config, datasets.assets)
+    model = APP.model.build_model(config, datasets.assets)
     speeds = alternating_throughput(
         {"reference": (reference, reference_data), "app": (model, datasets.train)}, args.epochs
     )

@@ -4,7 +4,7 @@ For each fold of a seeded K-fold split (test = fold k, validation = 10% of the r
 own `data.folds` / `data.fold` rule), side by side in one process:
 
 - the app's preset (default `base`) trained from scratch through `apps.core.training.train`,
-  its best checkpoint (by validation accuracy) scored by `APP.evaluate` on the test fold;
+  its best checkpoint (by validation accuracy) scored by `APP.evaluation.evaluate` on the test fold;
 - the peer: TF-IDF on word uni+bigrams (sublinear tf) + logistic regression, fitted on the
   same training part, C chosen on the same validation part from `C_GRID`.
 
@@ -32,8 +32,8 @@ from sklearn.linear_model import LogisticRegression
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.sentiment import APP
 from apps.sentiment import data as data_lib
+from apps.sentiment.app import APP
 
 C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 SECTION_BEGIN = "<!-- sentiment_quality:begin -->"
@@ -86,7 +86,7 @@ def app_model(config, workdir: Path) -> dict:
     _, datasets = training.train(APP, config, workdir)
     seconds = time.perf_counter() - started
     best_model = keras.saving.load_model(workdir / training.MODEL_FILE)
-    metrics = APP.evaluate(best_model, config, datasets, workdir)
+    metrics = APP.evaluation.evaluate(best_model, config, datasets, workdir)
     history = (workdir / training.HISTORY_FILE).read_text().splitlines()
     header = history[0].split(",")
     validation_accuracies = [

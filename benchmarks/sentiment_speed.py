@@ -3,7 +3,7 @@
 Training, side by side in one process on the same training split of `mr`:
 
 - app: the app's pipeline (length-bucketed batches, padding only to each batch's longest
-  snippet) and model, built by `APP.load_data` / `APP.build_model` from the preset;
+  snippet) and model, built by `APP.data.load_data` / `APP.model.build_model` from the preset;
 - reference: the same architecture in plain Keras layers (masked Embedding, SpatialDropout1D,
   Bidirectional GRU, GlobalMaxPooling1D + GlobalAveragePooling1D, Dropout, Dense), same
   optimizer, fed numpy arrays of the same token ids padded/truncated to ONE length that covers
@@ -43,8 +43,8 @@ from report import replace_section
 from apps.core import config as config_lib
 from apps.core import export
 from apps.core import training as training_lib
-from apps.sentiment import APP
 from apps.sentiment import data as data_lib
+from apps.sentiment.app import APP
 from pipelines import text as text_lib
 
 SECTION_BEGIN = "<!-- sentiment_speed:begin -->"
@@ -170,7 +170,7 @@ def training_throughput(config, datasets, epochs: int, reference_optimizer: str)
     ids, label_ids, padded_length, _ = padded_training_arrays(config, assets)
     examples = len(label_ids)
     keras.utils.set_random_seed(config.training.seed)
-    app_model = APP.build_model(config, assets)
+    app_model = APP.model.build_model(config, assets)
     reference = reference_model(
         config, len(assets.vocabulary), len(assets.label_names), reference_optimizer
     )
@@ -322,7 +322,7 @@ def main() -> None:
     config_lib.apply_overrides(config, arguments.overrides)
     load_at_start = os.getloadavg()[0]
     keras.utils.set_random_seed(config.training.seed)
-    datasets = APP.load_data(config)
+    datasets = APP.data.load_data(config)
     training = training_throughput(
         config, datasets, arguments.epochs, arguments.reference_optimizer
     )

@@ -1,8 +1,20 @@
 """The contract between an app and the shared CLI, training, export and tuning code.
 
-An app subclasses `App` in `apps/<name>/__init__.py`, filling in the hooks from its five files
-(config, data, model, serving, search_space). Everything else (the CLI, training loop,
-callbacks, export layout, tuning) lives in `apps.core` and works the same for every app.
+Every app is a package `apps/<name>/` with the same files; its `App` subclass (`app.py`) names
+the app and its config, and the shared code calls the functions of its modules:
+
+    data.py          load_data(config, assets, whole_as_test) -> Datasets; ASSETS_CLASS
+    model.py         build_model(config, assets) -> compiled keras.Model
+    evaluation.py    evaluate(model, config, datasets, workdir) -> metrics;
+                     validation_callbacks(config, datasets) -> callbacks adding val_* logs
+    serving.py       endpoints(model, config, assets) -> Endpoints; example_request(config);
+                     read_inputs(inputs, input_file, input_specs) -> Request;
+                     format_outputs(request, outputs) -> rows; write_predictions(rows, output)
+    search_space.py  search_space(hp, config) -> config
+
+The modules are imported when first used, so `--help` and config errors answer without
+loading TensorFlow. The `App` keeps no state: what one call needs from another travels in
+its return value (e.g. `Request.details`).
 
 Lifecycle of a work dir:
     train     config.json, assets/ (preprocessing state fitted on the training split),
@@ -15,13 +27,21 @@ Lifecycle of a work dir:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-import keras
-import numpy as np
-import tensorflow as tf
+from apps.core.errors import UserError
+
+if TYPE_CHECKING:
+    import argparse
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+ConfigT = TypeVar("ConfigT")
 
 
 class Assets:
@@ -58,37 +78,29 @@ class Endpoints:
     `functions` maps a signature name to a `tf.function` with an `input_signature` of named
     specs; it must include `serving_default`. Each takes raw inputs and returns a dict of named
     outputs, using only TensorFlow and TF Text ops. `resources` lists the built Keras layers
-    that are not part of the model but hold state the functions use (e.g. a TextVectorization
-    and its lookup table), so the export tracks them.
+    or `tf.Module`s that are not part of the model but hold state the functions use (e.g. a
+    TextVectorization and its lookup table), so the export tracks them.
     """
 
     functions: dict[str, Any]
     resources: list[Any] = dataclasses.field(default_factory=list)
 
 
-class App:
-    """Hooks an app fills in; see the module docstring for the work-dir lifecycle."""
+@dataclasses.dataclass
+class Request:
+    """A `serving_default` request read from `predict`'s inputs, and what formatting needs.
 
-    name: str = ""
-    # The console script, e.g. "rnn-sentiment" (usage lines and help).
-    command: str = ""
-    config_class: type = object
-    presets: dict[str, Callable[[], Any]] = {}
-    default_preset: str = "base"
-    # The logged metric that checkpoints, early stopping and tuning follow: a metric of the
-    # compiled model or one that `validation_callbacks` adds.
-    monitor: str = "val_loss"
-    monitor_mode: str = "min"
-    assets_class: type[Assets] = Assets
+    `inputs` maps the signature's input names to arrays; `details` holds what the answer's
+    formatting needs beyond them (e.g. the time stamps of a series), so no state is kept
+    between reading and formatting.
+    """
 
-    def make_config(self, preset: str) -> Any:
-        if preset not in self.presets:
-            from apps.core.errors import UserError
+    inputs: dict[str, np.ndarray]
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-            raise UserError(
-                f"unknown preset {preset!r}; valid presets: {', '.join(sorted(self.presets))}"
-            )
-        return self.presets[preset]()
+
+class DataModule(Protocol):
+    ASSETS_CLASS: type[Assets]
 
     def load_data(
         self, config: Any, assets: Assets | None = None, whole_as_test: bool = False
@@ -99,60 +111,110 @@ class App:
         the given state is used. With `whole_as_test=True` every example goes to `test`
         (evaluation on a user file) and `train`/`validation` are `None`.
         """
-        raise NotImplementedError
 
+
+class ModelModule(Protocol):
     def build_model(self, config: Any, assets: Assets) -> keras.Model:
-        """Returns the compiled training model (built with `apps.core.training.optimizer`)."""
-        raise NotImplementedError
+        """The compiled training model (built with `apps.core.training.optimizer`)."""
 
-    def validation_callbacks(
-        self, config: Any, datasets: Datasets
-    ) -> list[keras.callbacks.Callback]:
-        """Callbacks that add the app's own validation metrics (e.g. BLEU) to each epoch's logs.
 
-        Training and tuning run them before the history, checkpoint, early-stopping and tuner
-        callbacks read the logs. None by default.
-        """
-        return []
-
+class EvaluationModule(Protocol):
     def evaluate(
         self, model: keras.Model, config: Any, datasets: Datasets, workdir: Path
     ) -> dict[str, Any]:
         """Scores `datasets.test`, writes the app's plots into `workdir`, returns metrics."""
-        raise NotImplementedError
 
+    def validation_callbacks(
+        self, config: Any, datasets: Datasets
+    ) -> list[keras.callbacks.Callback]:
+        """Callbacks adding the app's own validation metrics (e.g. BLEU) to each epoch's logs.
+
+        Training and tuning run them before the history, checkpoint, early-stopping and tuner
+        callbacks read the logs.
+        """
+
+
+class ServingModule(Protocol):
     def endpoints(self, model: keras.Model, config: Any, assets: Assets) -> Endpoints:
         """The serving signatures of the export (see `Endpoints`)."""
-        raise NotImplementedError
 
     def example_request(self, config: Any) -> dict[str, np.ndarray]:
-        """A small raw request for `serving_default` (warmup records, smoke tests)."""
-        raise NotImplementedError
+        """A small raw request for `serving_default` (warm-up records, smoke tests)."""
 
     def read_inputs(
         self, inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
-    ) -> dict[str, np.ndarray]:
-        """Turns `predict` CLI inputs into a `serving_default` request."""
-        raise NotImplementedError
+    ) -> Request:
+        """Turns `predict`'s CLI inputs into a `serving_default` request."""
 
     def format_outputs(
-        self, request: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+        self, request: Request, outputs: dict[str, np.ndarray]
     ) -> list[dict[str, Any]]:
-        """Turns a request and its `serving_default` outputs into one dict per example."""
-        raise NotImplementedError
+        """Turns a request and its `serving_default` outputs into one row per example."""
 
     def write_predictions(self, rows: list[dict[str, Any]], output: Path | None) -> None:
-        """Writes `predict` results: JSON lines on stdout (or into `output`) by default."""
-        from apps.core.cli import write_json_lines
+        """Writes `predict`'s rows to `output`, or to stdout when it is None."""
 
-        write_json_lines(rows, output)
 
-    def add_commands(self, commands: Any) -> None:
-        """Adds the app's own subcommands to the CLI's argparse subparsers (none by default).
+class SearchSpaceModule(Protocol):
+    def search_space(self, hp: Any, config: Any) -> Any:
+        """Maps KerasTuner `hp` onto a copy of `config`."""
+
+
+class App(Generic[ConfigT]):
+    """An app: its name, command, config and presets; its package's modules fill the hooks.
+
+    Subclasses set the class attributes below; see the module docstring for the modules.
+    """
+
+    name: ClassVar[str]
+    # The console script, e.g. "rnn-sentiment" (usage lines and help).
+    command: ClassVar[str]
+    # The app's package, e.g. "apps.sentiment": its docstring is the CLI's help text.
+    package: ClassVar[str]
+    config_class: ClassVar[type]
+    presets: ClassVar[Mapping[str, Callable[[], Any]]]
+    default_preset: ClassVar[str] = "base"
+    # The logged metric that checkpoints, early stopping and tuning follow: a metric of the
+    # compiled model or one that `evaluation.validation_callbacks` adds.
+    monitor: ClassVar[str] = "val_loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def _module(self, name: str) -> Any:
+        return importlib.import_module(f"{self.package}.{name}")
+
+    @property
+    def description(self) -> str:
+        return importlib.import_module(self.package).__doc__ or ""
+
+    @property
+    def data(self) -> DataModule:
+        return self._module("data")
+
+    @property
+    def model(self) -> ModelModule:
+        return self._module("model")
+
+    @property
+    def evaluation(self) -> EvaluationModule:
+        return self._module("evaluation")
+
+    @property
+    def serving(self) -> ServingModule:
+        return self._module("serving")
+
+    @property
+    def search_space(self) -> SearchSpaceModule:
+        return self._module("search_space")
+
+    def make_config(self, preset: str) -> ConfigT:
+        if preset not in self.presets:
+            raise UserError(
+                f"unknown preset {preset!r}; valid presets: {', '.join(sorted(self.presets))}"
+            )
+        return self.presets[preset]()
+
+    def add_commands(self, commands: argparse._SubParsersAction) -> None:
+        """Adds the app's own subcommands to the CLI (none by default).
 
         Each parser sets `run=callable(app, args)` with `set_defaults`.
         """
-
-    def search_space(self, hp: Any, config: Any) -> Any:
-        """Maps KerasTuner `hp` onto a copy of `config` (apps/<name>/search_space.py)."""
-        raise NotImplementedError

@@ -1,7 +1,9 @@
 """The command line every app shares: train, tune, evaluate, export, predict (and an app's own).
 
 User mistakes (`UserError`, `DataError`) print one `error: ...` line and exit with status 2;
-anything else is a bug and keeps its traceback.
+anything else is a bug and keeps its traceback. The training, export and tuning modules (and
+with them TensorFlow) are imported by the subcommand that needs them, so `--help` and
+mistakes in the arguments or the config answer at once.
 """
 
 from __future__ import annotations
@@ -10,41 +12,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from apps.core import config as config_lib
-from apps.core.app import App
 from apps.core.errors import UserError
+from apps.core.output import to_json_ready, write_json
 from pipelines.errors import DataError
 
+if TYPE_CHECKING:
+    from apps.core.app import App
+
 EXIT_USER_ERROR = 2
-
-
-def to_json_ready(value: Any) -> Any:
-    """Numpy scalars, arrays and bytes as plain JSON values."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.ndarray):
-        return to_json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return to_json_ready(value.item())
-    if isinstance(value, (list, tuple)):
-        return [to_json_ready(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_json_ready(item) for key, item in value.items()}
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
-def write_json_lines(rows: list[dict[str, Any]], output: Path | None) -> None:
-    lines = "".join(json.dumps(to_json_ready(row), ensure_ascii=False) + "\n" for row in rows)
-    if output is None:
-        sys.stdout.write(lines)
-    else:
-        output.write_text(lines)
 
 
 def resolve_config(app: App, args: argparse.Namespace) -> Any:
@@ -94,10 +72,10 @@ def run_evaluate(app: App, args: argparse.Namespace) -> None:
     config, model, assets = training.load_trained(app, workdir)
     if args.data:
         config.data.source = args.data
-    datasets = app.load_data(config, assets, whole_as_test=bool(args.data))
-    metrics = app.evaluate(model, config, datasets, workdir)
+    datasets = app.data.load_data(config, assets, whole_as_test=bool(args.data))
+    metrics = app.evaluation.evaluate(model, config, datasets, workdir)
     metrics = {"data": config.data.source, **datasets.summary, **metrics}
-    (workdir / "metrics.json").write_text(json.dumps(to_json_ready(metrics), indent=2) + "\n")
+    write_json(metrics, workdir / "metrics.json")
     for key, value in metrics.items():
         print(f"{key}: {json.dumps(to_json_ready(value))}")
     print(f"wrote {workdir / 'metrics.json'}")
@@ -124,7 +102,7 @@ def serving_function(app: App, model_path: Path):
         return function, dict(function.structured_input_signature[1])
     if (model_path / training.CONFIG_FILE).is_file():
         config, model, assets = training.load_trained(app, model_path)
-        function = app.endpoints(model, config, assets).functions["serving_default"]
+        function = app.serving.endpoints(model, config, assets).functions["serving_default"]
         return function, {spec.name: spec for spec in function.input_signature}
     raise UserError(f"--model {model_path}: neither a SavedModel, an export folder nor a work dir")
 
@@ -139,10 +117,10 @@ def run_predict(app: App, args: argparse.Namespace) -> None:
     if input_file is None and not args.inputs:
         raise UserError("predict needs INPUT arguments or --input FILE")
     function, input_specs = serving_function(app, model_path)
-    request = app.read_inputs(args.inputs, input_file, input_specs)
-    outputs = {name: value.numpy() for name, value in function(**request).items()}
+    request = app.serving.read_inputs(args.inputs, input_file, input_specs)
+    outputs = {name: value.numpy() for name, value in function(**request.inputs).items()}
     output = Path(args.output) if args.output else None
-    app.write_predictions(app.format_outputs(request, outputs), output)
+    app.serving.write_predictions(app.serving.format_outputs(request, outputs), output)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:
@@ -170,7 +148,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:
 def build_parser(app: App) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=app.command,
-        description=app.__doc__,
+        description=app.description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

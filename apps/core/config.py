@@ -20,6 +20,22 @@ from apps.core.errors import UserError
 
 
 @dataclasses.dataclass
+class DataConfig:
+    """Where the examples come from and how they are split; each app's `DataConfig` extends it
+    with its own fields (columns, lengths) and defaults."""
+
+    # A dataset name, "tfds:NAME", or a path to the user's own file or folder.
+    source: str = ""
+    # Seeded shuffle, then test and validation carved off (apps whose examples are in time
+    # order split in that order instead and take no seed).
+    split_seed: int = 0
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Use only N examples (0 = all): the first N after the shuffle, or the last N time steps.
+    limit: int = 0
+
+
+@dataclasses.dataclass
 class TrainingConfig:
     """Optimization settings shared by every app."""
 

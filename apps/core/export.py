@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import App
+if TYPE_CHECKING:
+    from apps.core.app import App
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -82,7 +83,7 @@ def export(
     """Writes `app`'s serving signatures as `export_root/<app>/<version>/`; returns that path."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    endpoints = app.endpoints(model, config, assets)
+    endpoints = app.serving.endpoints(model, config, assets)
     for resource in endpoints.resources:
         archive.track(resource)
     for name, function in endpoints.functions.items():
@@ -101,7 +102,7 @@ def export(
         extra.mkdir()
         with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
             for record in warmup_records(
-                app.name, app.example_request(config), config.export.warmup_requests
+                app.name, app.serving.example_request(config), config.export.warmup_requests
             ):
                 writer.write(record)
         staging.rename(final)

@@ -10,16 +10,18 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import plots
-from apps.core.app import App, Datasets
 from apps.core.errors import UserError
 from apps.core.optimizers import FusedAdamW
+
+if TYPE_CHECKING:
+    from apps.core.app import App, Assets, Datasets
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -180,7 +182,7 @@ def callbacks(
     # backup. A crash before the backup repeats the epoch on resume (its row appears twice)
     # rather than losing its row or, were it the best epoch, its model.
     return [
-        *app.validation_callbacks(config, datasets),
+        *app.evaluation.validation_callbacks(config, datasets),
         keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
             str(staged),
@@ -223,11 +225,11 @@ def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
     config_lib.save(config, config_file)
 
 
-def load_assets(app: App, workdir: Path):
+def load_assets(app: App, workdir: Path) -> Assets | None:
     """The preprocessing state saved by an earlier (or interrupted) run, or None."""
     directory = workdir / ASSETS_DIR
     if directory.is_dir() and any(directory.iterdir()):
-        return app.assets_class.load(directory)
+        return app.data.ASSETS_CLASS.load(directory)
     return None
 
 
@@ -236,11 +238,11 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     prepare_workdir(app, config, workdir)
     keras.utils.set_random_seed(config.training.seed)
     strategy = distribution_strategy(config.training.strategy)
-    datasets = app.load_data(global_batch_config(config, strategy), load_assets(app, workdir))
+    datasets = app.data.load_data(global_batch_config(config, strategy), load_assets(app, workdir))
     datasets.assets.save(workdir / ASSETS_DIR)
     print(f"data: {json.dumps(datasets.summary)}")
     with strategy.scope():
-        model = app.build_model(config, datasets.assets)
+        model = app.model.build_model(config, datasets.assets)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         work_around_multi_worker_fit(model, strategy, next(iter(datasets.train)))
     model.summary(print_fn=lambda line, **_: print(line))

@@ -1,8 +1,8 @@
 """Hyperparameter search for any app on KerasTuner: `rnn-<app> tune`.
 
-A trial is a `train` run of `app.search_space(hp, base_config)`: the same seeding, datasets,
-`build_model`, epochs and early stopping, so `train --config DIR/best_config.json` replays the
-best trial (Hyperband trials excepted: they continue from an earlier trial's weights).
+A trial is a `train` run of the app's `search_space(hp, base_config)`: the same seeding,
+datasets, `build_model`, epochs and early stopping, so `train --config DIR/best_config.json`
+replays the best trial (Hyperband trials excepted: they continue from an earlier trial's weights).
 The preprocessing state (vocabulary, scales) is fitted once on the base config; each trial
 rebuilds its batches from it, because a trial may tune the batch size or the data shape
 (forecasting's lookback). Search spaces should therefore not tune what the fitting reads
@@ -34,7 +34,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner
@@ -42,8 +42,10 @@ import psutil
 
 from apps.core import config as config_lib
 from apps.core import export, training
-from apps.core.app import App
 from apps.core.errors import UserError
+
+if TYPE_CHECKING:
+    from apps.core.app import App
 
 TUNERS = ("random", "bayesian", "hyperband")
 PROJECT_NAME = "trials"
@@ -72,7 +74,7 @@ class AppHyperModel(keras_tuner.HyperModel):
     """Builds and fits one trial of `app` the way `training.train` runs its config.
 
     Args:
-        app: the app whose `search_space`, `load_data` and `build_model` the trials use.
+        app: the app whose search space, data and model the trials use.
         base_config: the config the search space starts from (preset, `--set`, `--epochs`).
         assets: the preprocessing state fitted on the base config's training split (None
             when the search is only opened to read its results).
@@ -88,7 +90,7 @@ class AppHyperModel(keras_tuner.HyperModel):
 
     def trial_config(self, hp: keras_tuner.HyperParameters) -> Any:
         """The full config of the trial with values `hp` (what `best_config.json` holds)."""
-        config = self.app.search_space(hp, self.base_config)
+        config = self.app.search_space.search_space(hp, self.base_config)
         if "tuner/epochs" in hp.values:
             config.training.epochs = hp.values["tuner/epochs"]
         return config
@@ -97,12 +99,12 @@ class AppHyperModel(keras_tuner.HyperModel):
         config = self.trial_config(hp)
         # As in training.train: seeded right before the model's weights are drawn.
         keras.utils.set_random_seed(config.training.seed)
-        return self.app.build_model(config, self.assets)
+        return self.app.model.build_model(config, self.assets)
 
     def fit(self, hp, model, callbacks=(), epochs=None, initial_epoch=0, verbose="auto"):
         config = self.trial_config(hp)
         started = time.monotonic()
-        datasets = self.app.load_data(
+        datasets = self.app.data.load_data(
             training.global_batch_config(config, self.strategy), self.assets
         )
         history = training.fit(
@@ -110,7 +112,7 @@ class AppHyperModel(keras_tuner.HyperModel):
             datasets,
             epochs or config.training.epochs,
             [
-                *self.app.validation_callbacks(config, datasets),
+                *self.app.evaluation.validation_callbacks(config, datasets),
                 *callbacks,
                 training.early_stopping(self.app, config.training),
                 keras.callbacks.TerminateOnNaN(),
@@ -218,7 +220,7 @@ def search(
     assets = None
     if run_trials:
         keras.utils.set_random_seed(config.training.seed)
-        datasets = app.load_data(training.global_batch_config(config, strategy))
+        datasets = app.data.load_data(training.global_batch_config(config, strategy))
         print(f"data: {json.dumps(datasets.summary)}", flush=True)
         assets = datasets.assets
     hypermodel = AppHyperModel(app, config, assets, strategy)
@@ -270,7 +272,7 @@ def tune(
     export_root: Path | None = None,
     trials_per_process: int = 1,
 ) -> Path | None:
-    """Searches `app.search_space` around `config` in `workdir`; returns the best config file.
+    """Searches the app's search space around `config` in `workdir`; returns the best config file.
 
     Trials run `trials_per_process` at a time in fresh processes (0: all in this one), since
     TensorFlow keeps some memory of every model fitted in a process even after

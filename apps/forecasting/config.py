@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
 
 MODEL_TYPES = ("direct", "autoregressive", "encoder-decoder")
 
 
 @dataclasses.dataclass
-class DataConfig:
+class DataConfig(core_config.DataConfig):
     # "sunspots", "seattle-weather", or a CSV file with a time column and value columns.
     source: str = "sunspots"
     # Empty: the recipe's columns; for a CSV the first column is the time and every other
@@ -26,8 +27,8 @@ class DataConfig:
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).
     stride: int = 1
-    # Splits in time order: train, then validation, then the last `test_fraction` as test.
-    validation_fraction: float = 0.1
+    # Splits in time order (no shuffle, so no `split_seed`): train, then validation, then the
+    # last `test_fraction` as test; `limit` keeps the last N time steps.
     test_fraction: float = 0.2
 
 

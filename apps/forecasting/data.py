@@ -62,6 +62,9 @@ class SeriesAssets(Assets):
         return cls(**values)
 
 
+ASSETS_CLASS = SeriesAssets
+
+
 @dataclasses.dataclass
 class SeriesDatasets(Datasets):
     """`Datasets` plus the series itself, for baselines, metrics and plots."""
@@ -101,9 +104,16 @@ def check_config(config: ForecastingConfig) -> None:
             f"evaluation.season: expected 1..data.lookback ({data.lookback}), "
             f"got {config.evaluation.season}"
         )
+    if data.split_seed:
+        raise UserError(
+            f"data.split_seed: a series is split in time order, not shuffled; got "
+            f"{data.split_seed}, leave it at 0"
+        )
     for name in ("lookback", "horizon", "stride"):
         if getattr(data, name) < 1:
             raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
+    if data.limit < 0:
+        raise UserError(f"data.limit: expected 0 (all) or a positive integer, got {data.limit}")
 
 
 def read_series(config: ForecastingConfig) -> time_series.TimeSeries:
@@ -120,6 +130,10 @@ def read_series(config: ForecastingConfig) -> time_series.TimeSeries:
         raise UserError(
             f"data.known_future_columns: {unknown[0]!r} is not a covariate column; covariates: "
             f"{', '.join(series.covariate_columns) or '(none)'}"
+        )
+    if data.limit:
+        series = dataclasses.replace(
+            series, times=series.times[-data.limit :], values=series.values[-data.limit :]
         )
     return series
 

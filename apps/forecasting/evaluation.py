@@ -15,7 +15,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+
+from apps.forecasting import data
+from apps.forecasting.config import ForecastingConfig
+from layers.losses import median_index
 
 # The grid `choose_ridge` searches.
 RIDGE_LAG_COUNTS = (12, 24, 36, 60, 96, 132, 180)
@@ -194,3 +199,120 @@ def plot_step_errors(step_errors: dict[str, list[float]], output: Path) -> None:
     figure.tight_layout()
     figure.savefig(output, dpi=110)
     plt.close(figure)
+
+
+def model_inputs(
+    normalized: np.ndarray,
+    starts: np.ndarray,
+    config: ForecastingConfig,
+    assets: data.SeriesAssets,
+) -> dict[str, np.ndarray]:
+    """The model's inputs for the windows at `starts` of the normalized series."""
+    lookback, horizon = config.data.lookback, config.data.horizon
+    targets = len(assets.target_columns)
+    histories, futures = data.window_arrays(
+        normalized, starts, lookback, horizon, targets=normalized.shape[1]
+    )
+    inputs = {"history": histories}
+    if assets.known_future_indices:
+        inputs["future_covariates"] = futures[..., assets.known_future_indices]
+    if config.model.model_type == "autoregressive":
+        inputs["teacher_targets"] = np.zeros((len(starts), horizon, targets), np.float32)
+    return inputs
+
+
+def evaluate(
+    trained_model: keras.Model,
+    config: ForecastingConfig,
+    datasets: data.SeriesDatasets,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Scores the test windows against the baselines; plots forecasts and errors per step."""
+    assets, series, splits = datasets.assets, datasets.series, datasets.splits
+    lookback, horizon = config.data.lookback, config.data.horizon
+    targets = len(assets.target_columns)
+    quantiles = tuple(config.model.quantiles)
+    normalized = assets.normalization.normalize(series.values).astype(np.float32)
+    starts = datasets.test_starts
+    histories, truth = data.window_arrays(series.values, starts, lookback, horizon, targets)
+
+    output = trained_model.predict(
+        model_inputs(normalized, starts, config, assets), batch_size=256, verbose=0
+    )
+    target_columns = list(range(targets))
+    if quantiles:
+        levels = assets.normalization.denormalize(
+            np.moveaxis(output, -1, 0), columns=target_columns
+        )
+        # (windows, horizon, targets, quantiles), sorted as the export sorts them
+        levels = np.sort(np.moveaxis(levels, 0, -1), axis=-1)
+        forecast = levels[..., median_index(quantiles)]
+    else:
+        forecast = assets.normalization.denormalize(output, columns=target_columns)
+    forecasts = {
+        "model": forecast,
+        "last_value": last_value_forecast(histories, horizon, targets),
+        "seasonal_naive": seasonal_naive_forecast(
+            histories, horizon, targets, config.evaluation.season
+        ),
+    }
+    if "train" in splits:
+        train_starts = data.windows.window_starts(splits["train"], lookback, horizon)
+        train_histories, train_futures = data.window_arrays(
+            series.values, train_starts, lookback, horizon, targets
+        )
+        weights, bias = fit_ridge(train_histories, train_futures, config.evaluation.ridge_alpha)
+        forecasts["ridge"] = ridge_forecast(histories, weights, bias, horizon)
+
+    scale = np.asarray(assets.seasonal_scale)
+    metrics = {name: point_metrics(values, truth, scale) for name, values in forecasts.items()}
+    if len(quantiles) > 1:
+        metrics["model"]["interval"] = interval_coverage(levels, truth, quantiles)
+    best_baseline = min(
+        (name for name in metrics if name != "model"), key=lambda name: metrics[name]["mae"]
+    )
+    metrics["best_baseline"] = best_baseline
+    metrics["mae_ratio_to_best_baseline"] = metrics["model"]["mae"] / max(
+        metrics[best_baseline]["mae"], 1e-12
+    )
+
+    tiles = np.arange(0, len(starts), horizon)
+    if config.evaluation.plot_steps:
+        tiles = tiles[: max(1, config.evaluation.plot_steps // horizon)]
+    forecast_steps = (starts[tiles][:, None] + lookback + np.arange(horizon)).reshape(-1)
+    first, last = forecast_steps[0], forecast_steps[-1] + 1
+
+    def tiled(values):
+        return values[tiles].reshape(-1, targets)  # (steps, targets)
+
+    shown = {"model": tiled(forecast)}
+    if "ridge" in forecasts:
+        shown["ridge"] = tiled(forecasts["ridge"])
+    interval = None
+    if len(quantiles) > 1:
+        low, high = int(np.argmin(quantiles)), int(np.argmax(quantiles))
+        interval = (tiled(levels[..., low]), tiled(levels[..., high]))
+    plot_forecasts(
+        np.asarray(series.times[first:last]),
+        series.values[first:last, :targets],
+        forecast_steps - first,
+        shown,
+        assets.target_columns,
+        workdir / "forecasts.png",
+        interval,
+    )
+    plot_step_errors(
+        {
+            name: values["mae_per_step"]
+            for name, values in metrics.items()
+            if isinstance(values, dict)
+        },
+        workdir / "error-per-step.png",
+    )
+    return metrics
+
+
+def validation_callbacks(
+    config: ForecastingConfig, datasets: data.SeriesDatasets
+) -> list[keras.callbacks.Callback]:
+    return []

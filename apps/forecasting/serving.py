@@ -11,14 +11,28 @@ float32 (batch, horizon, targets, levels), sorted along the levels.
 
 from __future__ import annotations
 
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
-from apps.core.app import Endpoints
+from apps.core.app import Endpoints, Request
+from apps.core.errors import UserError
+from apps.forecasting import data
 from apps.forecasting.config import ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.losses import median_index
+from pipelines.errors import DataError
+from pipelines.sources import time_series
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAssets) -> Endpoints:
@@ -72,13 +86,111 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     return Endpoints(functions={"serving_default": tf.function(serve, input_signature=signature)})
 
 
-def example_request(config: ForecastingConfig, columns: int, known_future: int):
+def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
     """A small finite request: two histories of a slow oscillation."""
-    data = config.data
-    steps = np.arange(data.lookback + data.horizon, dtype=np.float32)
+    columns = len(data.read_series(config).columns)
+    known_future = len(config.data.known_future_columns)
+    lookback, horizon = config.data.lookback, config.data.horizon
+    steps = np.arange(lookback + horizon, dtype=np.float32)
     wave = np.stack([np.sin(steps / 5.0), np.cos(steps / 7.0)]) * 10.0 + 20.0  # (2, steps)
     window = np.repeat(wave[:, :, None], columns, axis=2)  # (2, steps, columns)
-    request = {"history": window[:, : data.lookback].astype(np.float32)}
+    request = {"history": window[:, :lookback].astype(np.float32)}
     if known_future:
-        request["future_covariates"] = window[:, data.lookback :, :known_future].astype(np.float32)
+        request["future_covariates"] = window[:, lookback:, :known_future].astype(np.float32)
     return request
+
+
+def read_inputs(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> Request:
+    """The last `lookback` rows of a CSV series; its times and columns name the forecast."""
+    if input_file is None or inputs:
+        raise UserError("forecasting predict reads one series: --input FILE.csv only")
+    if "future_covariates" in input_specs:
+        raise UserError(
+            "this model needs future covariates; predict from CSV supports history only"
+        )
+    _, lookback, columns = input_specs["history"].shape
+    series = time_series.load_time_series(str(input_file))
+    if len(series.columns) != columns:
+        raise DataError(
+            f"{input_file}: {len(series.columns)} value columns "
+            f"({', '.join(series.columns)}), but the model reads {columns} (the training "
+            f"columns, targets first, after the time column)"
+        )
+    time_series.check_length(series, lookback, "the model's lookback")
+    return Request(
+        {"history": series.values[None, -lookback:, :]},
+        details={"columns": list(series.columns), "times": series.times},
+    )
+
+
+def future_times(times: np.ndarray, horizon: int) -> list[str]:
+    """The `horizon` time stamps after `times`, continuing its regular frequency."""
+    if np.issubdtype(times.dtype, np.datetime64):
+        index = pd.DatetimeIndex(times[-max(3, min(len(times), 50)) :])
+        frequency = pd.infer_freq(index) if len(index) >= 3 else None
+        if frequency is not None:
+            following = pd.date_range(index[-1], periods=horizon + 1, freq=frequency)[1:]
+        else:
+            following = index[-1] + (index[-1] - index[-2]) * np.arange(1, horizon + 1)
+        daily = all(stamp == stamp.normalize() for stamp in following)
+        return [stamp.strftime("%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S") for stamp in following]
+    step = times[-1] - times[-2] if len(times) > 1 else 1
+    return [str(times[-1] + step * offset) for offset in range(1, horizon + 1)]
+
+
+def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One row per forecast step: its time, each target and each target's quantiles."""
+    forecast = outputs["forecast"][0]  # (horizon, targets)
+    horizon, targets = forecast.shape
+    names = request.details["columns"][:targets] or [f"target_{index}" for index in range(targets)]
+    if len(request.details["times"]) > 1:
+        times = future_times(request.details["times"], horizon)
+    else:
+        times = [str(step) for step in range(1, horizon + 1)]
+    rows = []
+    for step in range(horizon):
+        row = {"time": times[step]}
+        for index, name in enumerate(names):
+            row[name] = float(forecast[step, index])
+            if "quantiles" in outputs:
+                for level_index, value in enumerate(outputs["quantiles"][0, step, index]):
+                    row[f"{name}_quantile_{level_index}"] = float(value)
+        rows.append(row)
+    return rows
+
+
+def write_predictions(rows: list[dict[str, Any]], output: Path | None) -> None:
+    """The forecast rows as CSV."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["time"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                key: f"{value:.6g}" if isinstance(value, float) else value
+                for key, value in row.items()
+            }
+        )
+    if output is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        output.write_text(buffer.getvalue())
+
+
+def run_tail(args: argparse.Namespace) -> None:
+    """`tail`: the last `--steps` rows of `--data` (recipe columns, targets first) as CSV."""
+    if args.steps < 1:
+        raise UserError(f"--steps: expected a positive integer, got {args.steps}")
+    series = time_series.load_time_series(args.data)
+    frame = pd.DataFrame(series.values[-args.steps :], columns=list(series.columns))
+    times = pd.Index(series.times[-args.steps :])
+    if isinstance(times, pd.DatetimeIndex):
+        times = times.strftime("%Y-%m-%d")
+    frame.insert(0, "time", times)
+    text = frame.to_csv(index=False, float_format="%.6g")
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 
+from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
 
 
 @dataclasses.dataclass
-class DataConfig:
+class DataConfig(core_config.DataConfig):
     # "mr" (movie-review snippets), "tfds:imdb_reviews", or a .csv/.tsv/.jsonl file or a folder
     # with one sub-folder of .txt files per class.
     source: str = "mr"
     text_column: str = "text"
     label_column: str = "label"
-    # Seeded shuffle, then test and validation carved off; with `folds` > 1 the test split is
-    # fold `fold` of `folds` instead (cross-validation).
-    split_seed: int = 0
-    test_fraction: float = 0.1
-    validation_fraction: float = 0.1
+    # With `folds` > 1 the test split is fold `fold` of `folds` of the shuffled examples
+    # instead of `test_fraction` (cross-validation).
     folds: int = 0
     fold: int = 0
-    # Use only the first N examples after the shuffle (0 = all).
-    limit: int = 0
 
 
 @dataclasses.dataclass

@@ -58,6 +58,9 @@ class TextClassificationAssets(Assets):
         return assets
 
 
+ASSETS_CLASS = TextClassificationAssets
+
+
 def read_examples(config: SentimentConfig, label_names: list[str] | None = None) -> LabeledTexts:
     """The labelled texts named by `config.data.source` (a recipe, tfds:NAME or a path)."""
     data = config.data

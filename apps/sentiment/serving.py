@@ -1,12 +1,19 @@
-"""The sentiment export: `text` (tf.string, [None]) -> `label` and `probabilities`."""
+"""The sentiment export: `text` (tf.string, [None]) -> `label` and `probabilities`; and how
+`predict` reads texts and prints its answers."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import Endpoints
+from apps.core.app import Endpoints, Request
+from apps.core.errors import UserError
+from apps.core.output import write_json_lines
 from apps.sentiment.config import SentimentConfig
 from apps.sentiment.data import TextClassificationAssets
 from pipelines.text import clean_text, make_vectorizer, token_ids
@@ -32,6 +39,43 @@ def endpoints(
     return Endpoints(functions={"serving_default": serve}, resources=[vectorizer])
 
 
-def example_request() -> dict[str, np.ndarray]:
+def example_request(config: SentimentConfig) -> dict[str, np.ndarray]:
     texts = ["a gripping, beautifully acted film", "dull, predictable and far too long", ""]
     return {"text": np.array(texts, dtype=object)}
+
+
+def read_inputs(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> Request:
+    """Texts from the command line, then from `input_file` (lines, or .jsonl `text` fields)."""
+    texts = list(inputs)
+    if input_file is not None:
+        lines = input_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        if input_file.suffix == ".jsonl":
+            for number, line in enumerate(lines, start=1):
+                try:
+                    texts.append(json.loads(line)["text"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise UserError(
+                        f"{input_file}:{number}: expected a JSON object with a 'text' field"
+                    ) from None
+        else:
+            texts.extend(lines)
+    return Request({"text": np.array(texts, dtype=object)})
+
+
+def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [
+        {
+            "text": text,
+            "label": label,
+            "confidence": float(np.max(probabilities)),
+            "probabilities": probabilities,
+        }
+        for text, label, probabilities in zip(
+            request.inputs["text"], outputs["label"], outputs["probabilities"], strict=True
+        )
+    ]
+
+
+write_predictions = write_json_lines

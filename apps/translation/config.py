@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
 
 
 @dataclasses.dataclass
-class DataConfig:
+class DataConfig(core_config.DataConfig):
     # "ding-de-en" (Ding dictionary example sentences, German -> English), "tfds:NAME"
     # (e.g. tfds:ted_hrlr_translate/pt_to_en), or a .tsv/.csv file with a header or an
-    # Anki/Tatoeba .txt file.
+    # Anki/Tatoeba .txt file. Pairs are deduplicated by source sentence before the split.
     source: str = "ding-de-en"
     # Columns of a user file: header names for .tsv/.csv (default "source"/"target"),
     # 0-based indices for .txt (default "0"/"1").
@@ -19,12 +20,8 @@ class DataConfig:
     target_column: str = ""
     # Translate the other way (e.g. English -> German on ding-de-en).
     reverse: bool = False
-    # Seeded shuffle after deduplication by source sentence, then test and validation.
-    split_seed: int = 0
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
-    # Use only the first N distinct pairs after the shuffle (0 = all).
-    limit: int = 0
 
 
 @dataclasses.dataclass

@@ -4,8 +4,8 @@ import keras_tuner
 import pytest
 
 from apps.core.search_space import choice
-from apps.forecasting import APP as FORECASTING
-from apps.sentiment import APP as SENTIMENT
+from apps.forecasting.app import APP as FORECASTING
+from apps.sentiment.app import APP as SENTIMENT
 from apps.translation import APP as TRANSLATION
 
 CASES = [(app, preset) for app in (SENTIMENT, FORECASTING, TRANSLATION) for preset in app.presets]
@@ -15,7 +15,7 @@ CASES = [(app, preset) for app in (SENTIMENT, FORECASTING, TRANSLATION) for pres
 def test_default_point_of_the_space_is_the_preset(app, preset):
     config = app.make_config(preset)
     hyperparameters = keras_tuner.HyperParameters()
-    assert app.search_space(hyperparameters, config) == config
+    assert app.search_space.search_space(hyperparameters, config) == config
     assert hyperparameters.values  # the space is not empty
 
 

@@ -204,7 +204,8 @@ def test_two_trial_search_replays_for_every_app(app_name, tmp_path, capsys):
     assert "best trials (2 finished" in capsys.readouterr().out
     trials = trial_files(workdir)
     assert [trial["status"] for trial in trials.values()] == ["COMPLETED"] * 2
-    monitor, mode = package.APP.monitor, package.APP.monitor_mode
+    app = importlib.import_module(f"apps.{app_name}.app").APP
+    monitor, mode = app.monitor, app.monitor_mode
     pick = max if mode == "max" else min
     best_score = pick(trial["score"] for trial in trials.values())
 

@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.forecasting import ForecastingApp, evaluation, model_inputs
 from apps.forecasting import config as config_lib
 from apps.forecasting import data as data_lib
+from apps.forecasting import evaluation
+from apps.forecasting.app import APP
+from apps.forecasting.evaluation import model_inputs
 
 
 def write_sine(path, steps=320, period=12.0):
@@ -58,9 +60,9 @@ def test_model_learns_a_sine(sine_csv, overrides, epochs):
     for key, value in overrides.items():
         setattr(config.model, key, value)
     config.training.epochs = epochs
-    app = ForecastingApp()
-    datasets = app.load_data(config)
-    model = app.build_model(config, datasets.assets)
+    app = APP
+    datasets = app.data.load_data(config)
+    model = app.model.build_model(config, datasets.assets)
     model.fit(datasets.train, validation_data=datasets.validation, epochs=epochs, verbose=0)
 
     assets, series = datasets.assets, datasets.series
@@ -85,14 +87,14 @@ def test_least_squares_highway_start_is_the_linear_forecast(sine_csv):
     config.data.target_columns = ("level",)
     config.model.highway_window = 16
     config.model.highway_alpha = 1e-6
-    app = ForecastingApp()
-    datasets = app.load_data(config)
+    app = APP
+    datasets = app.data.load_data(config)
     assert np.shape(datasets.assets.highway_kernel) == (16, 4)
-    model = app.build_model(config, datasets.assets)
+    model = app.model.build_model(config, datasets.assets)
     inputs, targets = next(iter(datasets.test))
     np.testing.assert_allclose(model.predict(inputs, verbose=0), targets, atol=1e-3)
     config.model.highway_least_squares = False
-    cold = app.build_model(config, app.load_data(config).assets)
+    cold = app.model.build_model(config, app.data.load_data(config).assets)
     assert np.abs(cold.predict(inputs, verbose=0) - targets.numpy()).mean() > 0.05
 
 
@@ -106,9 +108,9 @@ def test_autoregressive_model_with_dropout_trains(sine_csv, cell):
     config.model.model_type = "autoregressive"
     config.model.cell = cell
     config.model.dropout = 0.3
-    app = ForecastingApp()
-    datasets = app.load_data(config)
-    model = app.build_model(config, datasets.assets)
+    app = APP
+    datasets = app.data.load_data(config)
+    model = app.model.build_model(config, datasets.assets)
     history = model.fit(
         datasets.train.take(2), validation_data=datasets.validation.take(1), epochs=2, verbose=0
     )
@@ -121,11 +123,11 @@ def test_linear_base_start_is_the_validation_chosen_ridge(sine_csv):
     config.data.source = sine_csv
     config.data.target_columns = ("level",)
     config.model.linear_base = True
-    app = ForecastingApp()
-    datasets = app.load_data(config)
+    app = APP
+    datasets = app.data.load_data(config)
     assets, series = datasets.assets, datasets.series
     assert assets.linear_lags == 12  # the longest lag count in the grid within lookback 16
-    model = app.build_model(config, assets)
+    model = app.model.build_model(config, assets)
     assert not model.get_layer("linear_base").trainable_weights
     starts = datasets.test_starts
     normalized = assets.normalization.normalize(series.values).astype(np.float32)

@@ -1,13 +1,13 @@
 import keras_tuner
 
-from apps.forecasting import APP
 from apps.forecasting import config as config_lib
+from apps.forecasting.app import APP
 
 
 def test_search_space_defaults_keep_the_config_and_choices_apply():
     base = config_lib.base()
     hp = keras_tuner.HyperParameters()
-    config = APP.search_space(hp, base)
+    config = APP.search_space.search_space(hp, base)
     assert config == base and config is not base
     assert set(hp.values) == {
         "model_type",
@@ -20,7 +20,7 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
         "batch_size",
     }
     hp.values.update({"lookback": 264, "model_type": "encoder-decoder", "units": 16})
-    chosen = APP.search_space(hp, base)
+    chosen = APP.search_space.search_space(hp, base)
     assert chosen.data.lookback == 264 and chosen.model.recurrent_window == 48
     assert chosen.model.model_type == "encoder-decoder" and chosen.model.units == 16
 
@@ -29,7 +29,7 @@ def test_highway_and_recurrent_window_follow_the_chosen_lookback():
     config = config_lib.quick()
     config.model.recurrent_window = 40
     hp = keras_tuner.HyperParameters()
-    APP.search_space(hp, config)
+    APP.search_space.search_space(hp, config)
     hp.values["lookback"] = 24
-    chosen = APP.search_space(hp, config)
+    chosen = APP.search_space.search_space(hp, config)
     assert chosen.model.highway_window == 24 and chosen.model.recurrent_window == 24

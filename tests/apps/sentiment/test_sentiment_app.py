@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from command_lines import command_line
 
-from apps.sentiment import APP, main
+from apps.sentiment import main
+from apps.sentiment.app import APP
 
 # The synthetic reviews' column names.
 COLUMN_SETTINGS = ("data.text_column=review", "data.label_column=stars")
