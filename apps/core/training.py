@@ -32,9 +32,9 @@ BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
 
 
-# The variables weight decay leaves alone: biases and the scales and offsets of normalization
-# layers (nanoGPT and BERT decay only matrices). Searched in the variable's name, which under
-# TensorFlow is its full path ("encoder/gru_cell/bias:0").
+# The variables weight decay leaves alone, as nanoGPT and BERT do: biases and the scales and
+# offsets of normalization layers. Searched in the variable's name, which under TensorFlow is
+# its full path ("encoder/gru_cell/bias:0").
 NO_WEIGHT_DECAY = r"(^|/)(bias|gamma|beta)(:\d+)?$"
 
 
@@ -43,8 +43,8 @@ def learning_rate(
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The configured learning rate, or its cosine schedule.
 
-    The cosine schedule's length is the run's: `fit` sets it from the training data
-    (`fit_schedule_to_run`) before the first step, so it starts as one decay step.
+    The cosine schedule ends at the run's last step, which only the data can tell: `fit` sets
+    its decay steps (`fit_schedule_to_run`) before the first step; until then it decays in one.
     """
     if training.learning_rate_schedule == "constant":
         return training.learning_rate
