@@ -1,10 +1,10 @@
 """Typed, nested dataclass configs with presets, `key=value` overrides and JSON round trips.
 
 Every app config is a dataclass whose fields are dataclasses (`data`, `model`, `training`,
-`export`, ...) holding plain values: bool, int, float, str, tuples of those, or `None`able
-versions of them. Overrides address fields by dotted path (`model.units=64`) and are parsed
-by the field's declared type, so a typo or a wrong type fails with a message that names the
-valid keys or the expected type.
+`export`, ...) holding plain values: bool, int, float, str, a `typing.Literal` of choices,
+tuples of those, or `None`able versions of them. Overrides address fields by dotted path
+(`model.units=64`) and are parsed by the field's declared type, so a typo or a wrong type
+fails with a message that names the valid keys, the expected type or the valid choices.
 """
 
 from __future__ import annotations
@@ -48,11 +48,21 @@ class TrainingConfig:
     early_stopping_patience: int = 3
     seed: int = 1337
     # "default" (one device), "mirrored" (the GPUs of one machine), "multi-worker" (TF_CONFIG).
-    strategy: str = "default"
+    strategy: typing.Literal["default", "mirrored", "multi-worker"] = "default"
     # Batches between two crash backups (BackupAndRestore); 0 backs up at each epoch end.
     backup_every_steps: int = 0
     # Batches run per call into the compiled training graph (fewer Python round trips).
     steps_per_execution: int = 1
+    # The Keras dtype policy of the model's layers while it is built: "mixed_float16" (GPUs,
+    # with loss scaling), "mixed_bfloat16" (CPUs and TPUs that have it), "auto" (mixed_float16
+    # when a GPU is visible, else off). The output layers stay float32.
+    mixed_precision: typing.Literal["off", "mixed_float16", "mixed_bfloat16", "auto"] = "off"
+    # "constant", or "cosine": a linear warm-up from 0 over `warmup_steps`, then a cosine decay
+    # to `learning_rate * final_learning_rate_fraction` at the run's last step (epochs times
+    # the training batches per epoch).
+    learning_rate_schedule: typing.Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    final_learning_rate_fraction: float = 0.1
 
 
 @dataclasses.dataclass
@@ -78,10 +88,19 @@ def field_paths(config: Any, prefix: str = "") -> dict[str, type]:
     return paths
 
 
+def _choice_error(key: str, choices: tuple, value: Any) -> str:
+    return f"{key}: expected one of {', '.join(map(str, choices))}; got {value!r}"
+
+
 def parse_value(text: str, annotation: Any, key: str) -> Any:
     """Parses the override string `text` into a value of type `annotation`."""
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
+    if origin is typing.Literal:
+        for choice in arguments:
+            if text == str(choice):
+                return choice
+        raise UserError(_choice_error(key, arguments, text))
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null") and type(None) in arguments:
             return None
@@ -112,6 +131,10 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
     """Validates a JSON value against `annotation`; returns it converted (lists -> tuples)."""
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
+    if origin is typing.Literal:
+        if not any(type(value) is type(choice) and value == choice for choice in arguments):
+            raise UserError(_choice_error(key, arguments, value))
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in arguments:
             return None

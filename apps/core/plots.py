@@ -12,6 +12,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import sklearn.metrics  # noqa: E402
 
 
 def training_curves(history_file: Path, output: Path) -> None:
@@ -42,18 +43,8 @@ def confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], output: Pat
     """A confusion-matrix heatmap with counts in the cells (rows: truth, columns: prediction)."""
     size = max(4.0, 0.6 * len(label_names) + 2.5)
     figure, axis = plt.subplots(figsize=(size, size))
-    image = axis.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axis, fraction=0.046)
-    ticks = np.arange(len(label_names))
-    axis.set_xticks(ticks, label_names, rotation=45, ha="right")
-    axis.set_yticks(ticks, label_names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for row in range(matrix.shape[0]):
-        for column in range(matrix.shape[1]):
-            color = "white" if matrix[row, column] > threshold else "black"
-            axis.text(column, row, str(matrix[row, column]), ha="center", va="center", color=color)
+    display = sklearn.metrics.ConfusionMatrixDisplay(np.asarray(matrix), display_labels=label_names)
+    display.plot(ax=axis, cmap="Blues", xticks_rotation=45, values_format="d")
     axis.set_title("confusion matrix")
     figure.tight_layout()
     figure.savefig(output, dpi=100)

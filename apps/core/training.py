@@ -34,14 +34,87 @@ BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
 
 
+# The variables weight decay leaves alone, as nanoGPT and BERT do: biases and the scales and
+# offsets of normalization layers. Searched in the variable's name, which under TensorFlow is
+# its full path ("encoder/gru_cell/bias:0").
+NO_WEIGHT_DECAY = r"(^|/)(bias|gamma|beta)(:\d+)?$"
+
+
+def learning_rate(
+    training: config_lib.TrainingConfig,
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The configured learning rate, or its cosine schedule.
+
+    The cosine schedule ends at the run's last step, which only the data can tell: `fit` sets
+    its decay steps (`fit_schedule_to_run`) before the first step; until then it decays in one.
+    """
+    if training.learning_rate_schedule == "constant":
+        return training.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=1,
+        alpha=training.final_learning_rate_fraction,
+        warmup_target=training.learning_rate,
+        warmup_steps=training.warmup_steps,
+    )
+
+
 def optimizer(training: config_lib.TrainingConfig) -> keras.optimizers.Optimizer:
-    """AdamW (fused update) with the configured learning rate, weight decay and global-norm
-    gradient clipping."""
-    return FusedAdamW(
-        learning_rate=training.learning_rate,
+    """AdamW (fused update) with the configured learning rate (schedule), global-norm gradient
+    clipping and weight decay on kernels and embeddings (not biases and normalization)."""
+    adamw = FusedAdamW(
+        learning_rate=learning_rate(training),
         weight_decay=training.weight_decay,
         global_clipnorm=training.clip_norm or None,
     )
+    adamw.exclude_from_weight_decay(var_names=[NO_WEIGHT_DECAY])
+    return adamw
+
+
+def steps_per_epoch(dataset: tf.data.Dataset) -> int:
+    """The batches of one pass over `dataset`, counted when tf.data cannot tell (bucketing)."""
+    steps = int(dataset.cardinality())
+    if steps == tf.data.UNKNOWN_CARDINALITY:
+        steps = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+    return steps
+
+
+def fit_schedule_to_run(model: keras.Model, dataset: tf.data.Dataset, epochs: int) -> None:
+    """Makes a cosine schedule of `model`'s optimizer end at the run's last step: `epochs`
+    passes over `dataset`. A constant learning rate is left as it is (and nothing counted)."""
+    adamw = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # LossScaleOptimizer
+    schedule = adamw._learning_rate  # the schedule itself; `learning_rate` is its value
+    if not isinstance(schedule, keras.optimizers.schedules.CosineDecay):
+        return
+    total_steps = steps_per_epoch(dataset) * epochs
+    if total_steps <= schedule.warmup_steps:
+        raise UserError(
+            f"training.warmup_steps: {schedule.warmup_steps} warm-up steps leave no decay in a "
+            f"run of {total_steps} steps"
+        )
+    schedule.decay_steps = total_steps - schedule.warmup_steps
+
+
+def dtype_policy(mixed_precision: str) -> str:
+    """The Keras dtype policy of `training.mixed_precision`."""
+    if mixed_precision == "auto":
+        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    return "float32" if mixed_precision == "off" else mixed_precision
+
+
+def build_model(app: App, config: Any, assets: Any) -> keras.Model:
+    """The app's `build_model` with its layers made under `training.mixed_precision`'s policy.
+
+    The global policy is restored afterwards, so it reaches neither export nor another run.
+    Keras wraps the optimizer in a `LossScaleOptimizer` when the model compiles under
+    mixed_float16.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy(config.training.mixed_precision))
+    try:
+        return app.model.build_model(config, assets)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
@@ -157,6 +230,7 @@ def fit(
     verbose: int | str = "auto",
 ) -> keras.callbacks.History:
     """`model.fit` on an app's datasets, as `train` and every tuning trial run it."""
+    fit_schedule_to_run(model, datasets.train, epochs)
     with warnings.catch_warnings():
         # Length-bucketed datasets have no known size: Keras learns the epoch length from the
         # first epoch and warns when it ends, which is expected here.
@@ -242,7 +316,7 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     datasets.assets.save(workdir / ASSETS_DIR)
     print(f"data: {json.dumps(datasets.summary)}")
     with strategy.scope():
-        model = app.model.build_model(config, datasets.assets)
+        model = build_model(app, config, datasets.assets)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         work_around_multi_worker_fit(model, strategy, next(iter(datasets.train)))
     model.summary(print_fn=lambda line, **_: print(line))

@@ -99,7 +99,7 @@ class AppHyperModel(keras_tuner.HyperModel):
         config = self.trial_config(hp)
         # As in training.train: seeded right before the model's weights are drawn.
         keras.utils.set_random_seed(config.training.seed)
-        return self.app.model.build_model(config, self.assets)
+        return training.build_model(self.app, config, self.assets)
 
     def fit(self, hp, model, callbacks=(), epochs=None, initial_epoch=0, verbose="auto"):
         config = self.trial_config(hp)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
 
-MODEL_TYPES = ("direct", "autoregressive", "encoder-decoder")
+ModelType = Literal["direct", "autoregressive", "encoder-decoder"]
+MODEL_TYPES = typing.get_args(ModelType)
 
 
 @dataclasses.dataclass
@@ -22,7 +25,7 @@ class DataConfig(core_config.DataConfig):
     # Covariates whose future values are known when forecasting (encoder-decoder only).
     known_future_columns: tuple[str, ...] = ()
     # Empty cells: "interpolate" (linear in time) or "fail" (name the first one).
-    missing: str = "interpolate"
+    missing: Literal["interpolate", "fail"] = "interpolate"
     lookback: int = 132
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).
@@ -36,8 +39,8 @@ class DataConfig(core_config.DataConfig):
 class ModelConfig:
     # "direct" (one dense head for every step), "autoregressive" (feeds predictions back,
     # teacher forcing in training) or "encoder-decoder" (a decoder over the horizon).
-    model_type: str = "direct"
-    cell: str = "gru"
+    model_type: ModelType = "direct"
+    cell: Literal["gru", "lstm"] = "gru"
     units: int = 64
     num_layers: int = 1
     bidirectional: bool = False

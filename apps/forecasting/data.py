@@ -12,7 +12,7 @@ import tensorflow as tf
 from apps.core.app import Assets, Datasets
 from apps.core.errors import UserError
 from apps.forecasting import evaluation
-from apps.forecasting.config import MODEL_TYPES, ForecastingConfig
+from apps.forecasting.config import ForecastingConfig
 from pipelines import windows
 from pipelines.errors import DataError
 from pipelines.sources import time_series
@@ -77,10 +77,6 @@ class SeriesDatasets(Datasets):
 def check_config(config: ForecastingConfig) -> None:
     """Rejects model settings that cannot work, naming the field."""
     model, data = config.model, config.data
-    if model.model_type not in MODEL_TYPES:
-        raise UserError(
-            f"model.model_type: unknown type {model.model_type!r}; valid: {', '.join(MODEL_TYPES)}"
-        )
     levels = model.quantiles
     if levels and not (
         all(0.0 < level < 1.0 for level in levels)

@@ -29,7 +29,8 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
     With a least-squares highway start in `assets` the highway starts from it, and with
     `model.linear_base` the frozen linear base takes the ridge in `assets`; in both cases the
     recurrent model's output layer starts from zero, so the untrained model is the linear
-    forecast.
+    forecast. Under a mixed-precision policy the output layers and the linear base's
+    normalization still compute in float32.
     """
     data, settings = config.data, config.model
     targets, covariates = len(assets.target_columns), len(assets.covariate_columns)
@@ -70,9 +71,10 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
         flat = keras.layers.Dense(
             data.horizon * targets * outputs_per_target,
             kernel_initializer=head_init,
+            dtype="float32",
             name="head",
         )(summary)
-        forecast = keras.layers.Reshape(output_shape, name="forecast")(flat)
+        forecast = keras.layers.Reshape(output_shape, dtype="float32", name="forecast")(flat)
     elif settings.model_type == "autoregressive":
         teacher = keras.Input((data.horizon, targets), name="teacher_targets")
         inputs["teacher_targets"] = teacher
@@ -88,7 +90,9 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
             name="decoder",
         )
         last_values = history[:, -1, :targets]  # (batch, targets)
-        forecast = decoder(last_values, states, known_future=future, teacher_targets=teacher)
+        forecast = keras.layers.Identity(dtype="float32", name="forecast")(
+            decoder(last_values, states, known_future=future, teacher_targets=teacher)
+        )
     else:
         summary, states = encoder(recent)
         decoder_inputs = keras.layers.RepeatVector(data.horizon, name="repeat")(summary)
@@ -99,19 +103,19 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
         )(decoder_inputs, initial_state=states)
         decoded = keras.layers.Dropout(settings.dropout, name="dropout")(decoded)
         steps = keras.layers.Dense(
-            targets * outputs_per_target, kernel_initializer=head_init, name="head"
+            targets * outputs_per_target, kernel_initializer=head_init, dtype="float32", name="head"
         )(decoded)
-        forecast = keras.layers.Reshape(output_shape, name="forecast")(steps)
+        forecast = keras.layers.Reshape(output_shape, dtype="float32", name="forecast")(steps)
 
     if settings.highway_window:
         linear = LinearHighway(settings.highway_window, data.horizon, name="highway")(
             history[:, :, :targets]
         )
         if quantiles:
-            linear = keras.layers.Reshape(output_shape[:2] + (1,), name="highway_quantile_axis")(
-                linear
-            )
-        forecast = keras.layers.Add(name="with_highway")([forecast, linear])
+            linear = keras.layers.Reshape(
+                output_shape[:2] + (1,), dtype="float32", name="highway_quantile_axis"
+            )(linear)
+        forecast = keras.layers.Add(dtype="float32", name="with_highway")([forecast, linear])
     if settings.linear_base:
         base = LinearForecast(
             assets.linear_lags,
@@ -121,6 +125,7 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
             input_mean=assets.normalization.mean,
             input_std=assets.normalization.std,
             trainable=False,
+            dtype="float32",
             name="linear_base",
         )
         linear = base(history)
@@ -131,10 +136,10 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
             ]
         )
         if quantiles:
-            linear = keras.layers.Reshape(output_shape[:2] + (1,), name="base_quantile_axis")(
-                linear
-            )
-        forecast = keras.layers.Add(name="with_linear_base")([forecast, linear])
+            linear = keras.layers.Reshape(
+                output_shape[:2] + (1,), dtype="float32", name="base_quantile_axis"
+            )(linear)
+        forecast = keras.layers.Add(dtype="float32", name="with_linear_base")([forecast, linear])
 
     model = keras.Model(inputs, forecast, name=f"forecaster_{settings.model_type}")
     if warm_start:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
@@ -31,14 +32,14 @@ class ModelConfig:
     length_buckets: int = 8
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
-    cell: str = "gru"
+    cell: Literal["gru", "lstm"] = "gru"
     units: int = 64
     num_layers: int = 1
     bidirectional: bool = True
-    merge_mode: str = "concat"
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
     residual: bool = True
     encoder_dropout: float = 0.0
-    pooling: tuple[str, ...] = ("max", "mean")
+    pooling: tuple[Literal["last", "mean", "max", "attention"], ...] = ("max", "mean")
     hidden_units: int = 0
     dropout: float = 0.5
     # Wide and deep: a TF-IDF (unigrams + hashed bigrams) logistic regression, fitted on the

@@ -20,6 +20,8 @@ from layers.recurrent_encoder import RecurrentEncoder
 def build_model(config: SentimentConfig, assets: TextClassificationAssets) -> keras.Model:
     """The compiled classifier; outputs class probabilities of shape (batch, num_classes).
 
+    The classifier head computes in float32 under a mixed-precision policy too.
+
     With `model.ngram_bag` the fitted TF-IDF logistic regression of `assets` is a frozen wide
     part and the recurrent classifier starts at zero, so training starts from its answers.
     """
@@ -48,6 +50,7 @@ def build_model(config: SentimentConfig, assets: TextClassificationAssets) -> ke
     logits = keras.layers.Dense(
         num_classes,
         kernel_initializer="zeros" if model.ngram_bag else "glorot_uniform",
+        dtype="float32",
         name="classifier",
     )(x)
     if model.ngram_bag:
@@ -61,12 +64,13 @@ def build_model(config: SentimentConfig, assets: TextClassificationAssets) -> ke
             num_classes,
             bigram_buckets=model.bigram_buckets,
             trainable=False,
+            dtype="float32",
             name="ngram_bag",
         )
         wide_logits = bag(token_ids)
         bag.set_weights(assets.ngram_bag_weights)
-        logits = keras.layers.Add(name="wide_and_deep")([logits, wide_logits])
-    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+        logits = keras.layers.Add(dtype="float32", name="wide_and_deep")([logits, wide_logits])
+    probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
     classifier = keras.Model(token_ids, probabilities, name="sentiment_classifier")
     classifier.compile(
         optimizer=training.optimizer(config.training),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
@@ -37,14 +38,14 @@ class ModelConfig:
     max_target_length: int = 64
     embedding_dim: int = 128
     embedding_dropout: float = 0.1
-    cell: str = "gru"
+    cell: Literal["gru", "lstm"] = "gru"
     # Encoder width per direction; the decoder is as wide as the encoder's final state.
     units: int = 128
     num_layers: int = 1
     bidirectional: bool = True
     encoder_dropout: float = 0.0
     # "additive" (Bahdanau) or "multiplicative" (Luong).
-    attention: str = "additive"
+    attention: Literal["additive", "multiplicative"] = "additive"
     dropout: float = 0.3
     label_smoothing: float = 0.1
 

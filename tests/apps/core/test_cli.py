@@ -32,6 +32,7 @@ def test_help_shows_the_package_docstring_and_every_subcommand(capsys):
         ("model.units=3", "unknown config key 'model.units'; valid keys: data.examples"),
         ("training.epochs=many", "training.epochs: expected int, got 'many'"),
         ("training.clip_norm", "--set expects key=value, got 'training.clip_norm'"),
+        ("model.activation=tanh", "model.activation: expected one of linear, relu; got 'tanh'"),
     ],
 )
 def test_a_bad_override_is_one_error_line(setting, message, tmp_path, capsys):

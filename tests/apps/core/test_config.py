@@ -1,4 +1,5 @@
 import dataclasses
+import typing
 
 import pytest
 
@@ -81,3 +82,44 @@ def test_loading_rejects_unknown_keys_and_wrong_types(tmp_path):
         config_lib.load(ExampleConfig, path)
     with pytest.raises(UserError, match="config file not found"):
         config_lib.load(ExampleConfig, tmp_path / "missing.json")
+
+
+@dataclasses.dataclass
+class ChoiceConfig:
+    precision: typing.Literal["off", "mixed_float16", "mixed_bfloat16"] = "off"
+    heads: tuple[typing.Literal[1, 2, 4], ...] = (1,)
+
+
+def test_literal_fields_take_only_their_choices():
+    config = config_lib.apply_overrides(ChoiceConfig(), ["precision=mixed_bfloat16", "heads=2,4"])
+    assert config == ChoiceConfig("mixed_bfloat16", (2, 4))
+    with pytest.raises(UserError) as error:
+        config_lib.apply_overrides(ChoiceConfig(), ["precision=x"])
+    assert str(error.value) == (
+        "precision: expected one of off, mixed_float16, mixed_bfloat16; got 'x'"
+    )
+    with pytest.raises(UserError, match=r"heads: expected one of 1, 2, 4; got '3'"):
+        config_lib.apply_overrides(ChoiceConfig(), ["heads=3"])
+
+
+def test_literal_fields_are_checked_when_loaded(tmp_path):
+    path = tmp_path / "config.json"
+    config_lib.save(ChoiceConfig("mixed_float16", (4, 1)), path)
+    assert config_lib.load(ChoiceConfig, path) == ChoiceConfig("mixed_float16", (4, 1))
+    for values, message in [
+        ('{"precision": "float16"}', "precision: expected one of off, mixed_float16, "),
+        ('{"heads": [2, true]}', "heads: expected one of 1, 2, 4; got True"),
+        ('{"heads": ["2"]}', "heads: expected one of 1, 2, 4; got '2'"),
+    ]:
+        path.write_text(values)
+        with pytest.raises(UserError, match=message):
+            config_lib.load(ChoiceConfig, path)
+
+
+def test_the_training_config_rejects_an_unknown_precision():
+    with pytest.raises(UserError) as error:
+        config_lib.apply_overrides(ExampleConfig(), ["training.mixed_precision=x"])
+    assert str(error.value) == (
+        "training.mixed_precision: expected one of off, mixed_float16, mixed_bfloat16, auto; "
+        "got 'x'"
+    )

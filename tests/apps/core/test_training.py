@@ -1,11 +1,19 @@
-"""The checkpoint that training publishes: whole after a crash, with the score it was saved for."""
+"""The checkpoint that training publishes: whole after a crash, with the score it was saved for;
+models built under the configured mixed-precision policy."""
 
+import dataclasses
 import json
+import math
 
 import keras
 import numpy as np
+import pytest
+import tensorflow as tf
+from toy_app.app import APP as TOY
 
 from apps.core import training
+from apps.core.optimizers import FusedAdamW
+from apps.sentiment.app import APP as SENTIMENT
 
 
 def checkpoint_callbacks(workdir, threshold=None):
@@ -68,3 +76,55 @@ def test_a_partial_staged_write_never_replaces_the_published_model(tmp_path):
     assert (tmp_path / training.MODEL_FILE).read_bytes() == published_bytes
     assert not (tmp_path / training.STAGED_MODEL_FILE).exists()
     assert training.published_value(tmp_path, "val_loss") == best
+
+
+@pytest.mark.parametrize(
+    ("mixed_precision", "policy"),
+    [("off", "float32"), ("mixed_bfloat16", "mixed_bfloat16"), ("mixed_float16", "mixed_float16")],
+)
+def test_the_model_is_built_under_the_policy_and_the_global_policy_is_restored(
+    mixed_precision, policy, monkeypatch
+):
+    config = TOY.make_config("tiny")
+    config.training.mixed_precision = mixed_precision
+    model = training.build_model(TOY, config, None)
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.get_layer("sum").dtype_policy.name == policy
+    if policy == "mixed_float16":  # Keras' compile wraps it to scale the loss
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(model.optimizer.inner_optimizer, FusedAdamW)
+    else:
+        assert isinstance(model.optimizer, FusedAdamW)
+
+    def failing_build(config, assets):
+        raise RuntimeError("build failed")
+
+    monkeypatch.setattr(TOY.model, "build_model", failing_build)
+    with pytest.raises(RuntimeError, match="build failed"):
+        training.build_model(TOY, config, None)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_auto_precision_is_float16_on_a_gpu_and_off_on_a_cpu():
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert training.dtype_policy("auto") == ("mixed_float16" if on_gpu else "float32")
+
+
+def test_a_tiny_sentiment_model_trains_under_mixed_bfloat16(tmp_path, reviews_csv):
+    config = SENTIMENT.presets["tiny"]()
+    config.data.source = str(reviews_csv(tmp_path / "reviews.csv", 160))
+    config.data.text_column, config.data.label_column = "review", "stars"
+    # One direction, one bucket shape and no validation pass: a third of the tracing time.
+    config.model.bidirectional, config.model.length_buckets = False, 1
+    config.training.mixed_precision = "mixed_bfloat16"
+    datasets = dataclasses.replace(SENTIMENT.data.load_data(config), validation=None)
+    model = training.build_model(SENTIMENT, config, datasets.assets)
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.get_layer("encoder").compute_dtype == "bfloat16"
+    assert model.get_layer("embedding").variable_dtype == "float32"
+    history = training.fit(model, datasets, 1, [], verbose=0)
+    assert math.isfinite(history.history["loss"][0])
+    ids, _ = next(iter(datasets.test))
+    probabilities = model(ids, training=False)
+    assert probabilities.dtype == "float32"
+    np.testing.assert_allclose(np.sum(probabilities, axis=-1), 1.0, rtol=1e-6)

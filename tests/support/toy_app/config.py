@@ -1,6 +1,7 @@
 """The toy config: a base DataConfig, a Literal choice field, training and export."""
 
 import dataclasses
+from typing import Literal
 
 from apps.core import config as core_config
 from apps.core.config import ExportConfig, TrainingConfig
@@ -14,7 +15,7 @@ class DataConfig(core_config.DataConfig):
 
 @dataclasses.dataclass
 class ModelConfig:
-    activation: str = "linear"
+    activation: Literal["linear", "relu"] = "linear"
 
 
 @dataclasses.dataclass
