@@ -20,7 +20,7 @@ def run_layer_test(
     expected_output_shape=None,
     mixed_precision_output_dtype: str = "float16",
     mixed_precision_tolerance: float = 1e-2,
-) -> list[np.ndarray]:
+) -> None:
     """Runs `layer_class(**init_kwargs)(*inputs, **call_kwargs, mask=mask)` through the checks.
 
     `inputs` are the positional call arguments: arrays, or lists of arrays (states). Arrays
@@ -28,25 +28,25 @@ def run_layer_test(
     passed as they are. Checks, in order:
 
     - the call gives finite outputs of `expected_output_shape` (a shape, or the flat list of
-      the outputs' shapes), and a functional model gives the same shapes with a `None` batch;
+      the outputs' shapes), and a functional model around the layer gives the same outputs
+      and shapes with a `None` batch;
+    - one eager fit step of that model (Adam, mean squared error to random targets; eager
+      because tracing the step costs 10-15 s a layer on this machine) changes every trainable
+      weight, keeps them finite, leaves the non-trainable ones as they were and lowers the
+      loss evaluated (without dropout) before and after it; skipped for a layer without
+      trainable weights. The checks below use the trained weights (a layer that starts at
+      zero, such as `NgramBag`, would pass them vacuously on its initial ones);
     - with `mask`: outputs differ from the call without the mask, and do not change when the
       first input's masked positions are set to `masked_fill` (`mask` has the first input's
       leading `(batch, time)` axes);
     - `from_config(get_config())` has the same config and, given the weights, the same outputs;
     - a `keras.Model` around the layer saved to `.keras` and loaded back gives the same
       outputs, with as many trainable weights;
-    - one eager fit step (Adam, mean squared error to random targets; eager because tracing
-      the step costs 10-15 s a layer on this machine) changes every trainable
-      weight, keeps them finite, leaves the non-trainable ones as they were and lowers the
-      loss evaluated (without dropout) before and after it; skipped for a layer without
-      trainable weights;
     - the layer made with `dtype="mixed_float16"` and the same weights keeps float32
       variables, outputs `mixed_precision_output_dtype` values that are finite and within
       `mixed_precision_tolerance` (relative, and absolute on the scale of the outputs) of the
       float32 outputs. The layer argument, not the global policy, so that a sublayer made
       without `dtype=self.dtype_policy` shows up as float32 outputs.
-
-    Returns the float32 outputs of the call, flattened, as numpy arrays.
     """
     keras.utils.set_random_seed(0)
     call_kwargs = dict(call_kwargs or {})
@@ -63,6 +63,14 @@ def run_layer_test(
             expected = [expected]
         assert [output.shape for output in outputs] == [tuple(shape) for shape in expected]
 
+    model, model_inputs = functional_model(layer, inputs, call_kwargs)
+    for symbolic, output in zip(model.outputs, outputs, strict=True):
+        assert tuple(symbolic.shape) == (None, *output.shape[1:])
+    assert_all_close(as_numpy(model(model_inputs)), outputs, tolerance=1e-6)
+    if model.trainable_weights:
+        check_fit_step(model, model_inputs, outputs)
+        outputs = as_numpy(layer(*inputs, **call_kwargs))
+
     if mask is not None:
         check_mask(layer, inputs, call_kwargs, outputs, masked_fill)
 
@@ -73,28 +81,18 @@ def run_layer_test(
     restored.set_weights(layer.get_weights())
     assert_all_close(as_numpy(restored(*inputs, **call_kwargs)), outputs, tolerance=1e-6)
 
-    model, model_inputs = functional_model(layer, inputs, call_kwargs)
-    for symbolic, output in zip(model.outputs, outputs, strict=True):
-        assert tuple(symbolic.shape) == (None, *output.shape[1:])
-    assert_all_close(as_numpy(model(model_inputs)), outputs, tolerance=1e-6)
     path = tmp_path / f"{layer_class.__name__}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert len(loaded.trainable_weights) == len(model.trainable_weights)
     assert_all_close(as_numpy(loaded(model_inputs)), outputs, tolerance=1e-6)
 
-    if model.trainable_weights:
-        check_fit_step(model, model_inputs, outputs)
-
-    trained_outputs = as_numpy(layer(*inputs, **call_kwargs))
     half = layer_class(**{**init_kwargs, "dtype": "mixed_float16"})
     half(*inputs, **call_kwargs)
     half.set_weights(layer.get_weights())
     assert all(variable.dtype == "float32" for variable in half.weights)
     half_outputs = half(*inputs, **call_kwargs)
-    for half_output, expected in zip(
-        keras.tree.flatten(half_outputs), trained_outputs, strict=True
-    ):
+    for half_output, expected in zip(keras.tree.flatten(half_outputs), outputs, strict=True):
         dtype = keras.backend.standardize_dtype(half_output.dtype)
         assert dtype == mixed_precision_output_dtype, (
             f"mixed_float16 {layer_class.__name__} outputs {dtype}, "
@@ -109,7 +107,6 @@ def run_layer_test(
             rtol=mixed_precision_tolerance,
             atol=mixed_precision_tolerance * scale,
         )
-    return outputs
 
 
 def as_numpy(structure) -> list[np.ndarray]:
