@@ -90,22 +90,28 @@ class AttentionDecoder(keras.layers.Layer):
         self.supports_masking = True
 
         self.recurrent_layer = CELL_CLASSES[cell](
-            units, return_sequences=True, return_state=True, name=cell
+            units, return_sequences=True, return_state=True, name=cell, dtype=self.dtype_policy
         )
-        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
+        self.key_projection = keras.layers.Dense(
+            units, use_bias=False, name="key_projection", dtype=self.dtype_policy
+        )
         if attention == "additive":
             self.query_projection = keras.layers.Dense(
-                units, use_bias=False, name="query_projection"
+                units, use_bias=False, name="query_projection", dtype=self.dtype_policy
             )
-            self.attention_layer = keras.layers.AdditiveAttention(name="attention")
+            self.attention_layer = keras.layers.AdditiveAttention(
+                name="attention", dtype=self.dtype_policy
+            )
         else:
             self.query_projection = None
-            self.attention_layer = keras.layers.Attention(name="attention")
+            self.attention_layer = keras.layers.Attention(name="attention", dtype=self.dtype_policy)
         self.output_projection = keras.layers.Dense(
-            units, activation="tanh", name="output_projection"
+            units, activation="tanh", name="output_projection", dtype=self.dtype_policy
         )
-        self.output_norm = keras.layers.LayerNormalization(name="output_norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.output_norm = keras.layers.LayerNormalization(
+            name="output_norm", dtype=self.dtype_policy
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
 
     @property
     def num_states(self):

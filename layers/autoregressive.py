@@ -91,8 +91,12 @@ class AutoregressiveDecoder(keras.layers.Layer):
         self.num_quantiles = num_quantiles
         self.feedback_quantile = feedback_quantile
         self.dropout = dropout
-        self.recurrent_cell = CELL_CLASSES[cell](units, dropout=dropout, name=f"{cell}_cell")
-        self.output_dense = keras.layers.Dense(output_units * num_quantiles, name="output_dense")
+        self.recurrent_cell = CELL_CLASSES[cell](
+            units, dropout=dropout, name=f"{cell}_cell", dtype=self.dtype_policy
+        )
+        self.output_dense = keras.layers.Dense(
+            output_units * num_quantiles, name="output_dense", dtype=self.dtype_policy
+        )
 
     def build(
         self,

@@ -43,7 +43,7 @@ class LinearHighway(keras.layers.Layer):
         check_positive_integers(window=window, horizon=horizon)
         self.window = window
         self.horizon = horizon
-        self.dense = keras.layers.Dense(horizon, name="dense")
+        self.dense = keras.layers.Dense(horizon, name="dense", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         check_window_fits(self.window, input_shape)
@@ -134,7 +134,7 @@ class LinearForecast(keras.layers.Layer):
         self.transform = transform
         self.input_mean = None if input_mean is None else [float(value) for value in input_mean]
         self.input_std = None if input_std is None else [float(value) for value in input_std]
-        self.dense = keras.layers.Dense(horizon * targets, name="dense")
+        self.dense = keras.layers.Dense(horizon * targets, name="dense", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         check_window_fits(self.window, input_shape)

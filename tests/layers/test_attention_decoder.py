@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from layer_testing import run_layer_test
 
 from layers.attention_decoder import AttentionDecoder
 
@@ -81,39 +82,34 @@ def test_target_mask_zeroes_padded_outputs():
     assert np.all(outputs[~target_mask] == 0.0)
 
 
-def build_model(attention="additive"):
-    source = keras.Input(shape=(None,), dtype="int32")
-    target = keras.Input(shape=(None,), dtype="int32")
-    encoder_sequences = keras.layers.Embedding(20, ENCODER_UNITS)(source)
-    decoder_inputs = keras.layers.Embedding(20, FEATURES, mask_zero=True)(target)
-    outputs = AttentionDecoder(UNITS, attention=attention, dropout=0.1, name="decoder")(
-        decoder_inputs, encoder_sequences, encoder_mask=keras.ops.not_equal(source, 0)
+@pytest.mark.parametrize(
+    "init_kwargs",
+    [
+        {"units": UNITS, "attention": "multiplicative", "dropout": 0.1},
+        {"units": UNITS, "cell": "gru", "attention": "additive"},
+    ],
+)
+def test_layer(init_kwargs, tmp_path):
+    inputs, encoder_sequences, encoder_mask = random_inputs()
+    target_mask = np.array([[True] * 4, [True] * 2 + [False] * 2, [True] * 3 + [False]])
+    num_states = 2 if init_kwargs.get("cell", "lstm") == "lstm" else 1
+    generator = np.random.default_rng(3)
+    initial_state = [
+        generator.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(num_states)
+    ]
+    run_layer_test(
+        AttentionDecoder,
+        init_kwargs,
+        (inputs, encoder_sequences),
+        tmp_path,
+        call_kwargs={
+            "initial_state": initial_state,
+            "encoder_mask": encoder_mask,
+            "return_attention_scores": True,
+        },
+        mask=target_mask,
+        expected_output_shape=[(BATCH, TARGET_TIME, UNITS), (BATCH, TARGET_TIME, SOURCE_TIME)],
     )
-    logits = keras.layers.Dense(20)(outputs)
-    return keras.Model([source, target], logits)
-
-
-def test_serialization_round_trip_and_fit_step(tmp_path):
-    model = build_model("multiplicative")
-    model.compile(
-        optimizer="adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
-    )
-    generator = np.random.default_rng(0)
-    source = generator.integers(1, 20, size=(4, 5))
-    target = generator.integers(1, 20, size=(4, 3))
-    history = model.fit([source, target], target, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.models.load_model(path)
-    np.testing.assert_allclose(
-        model.predict([source, target], verbose=0),
-        restored.predict([source, target], verbose=0),
-        atol=1e-6,
-    )
-    config = model.get_layer("decoder").get_config()
-    assert AttentionDecoder.from_config(config).get_config() == config
 
 
 @pytest.mark.parametrize(

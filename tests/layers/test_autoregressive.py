@@ -1,7 +1,7 @@
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from layer_testing import run_layer_test
 
 from layers.autoregressive import AutoregressiveDecoder
 
@@ -44,24 +44,30 @@ def test_quantiles_feed_back_the_chosen_level_and_known_future():
     np.testing.assert_allclose(forced, output, atol=1e-5)
 
 
-def test_model_round_trip_and_fit_step(tmp_path):
-    history = keras.Input((6, 1))
-    teacher = keras.Input((3, 1))
-    _, state_h, state_c = keras.layers.LSTM(4, return_state=True)(history)
-    forecast = AutoregressiveDecoder(4, output_units=1, horizon=3, name="decoder")(
-        history[:, -1, :], [state_h, state_c], teacher_targets=teacher
+@pytest.mark.parametrize(
+    ("init_kwargs", "output_shape"),
+    [
+        ({"units": 8, "output_units": 2, "horizon": 4, "dropout": 0.2}, (3, 4, 2)),
+        (
+            {"units": 8, "output_units": 2, "horizon": 4, "cell": "gru", "num_quantiles": 3},
+            (3, 4, 2, 3),
+        ),
+    ],
+)
+def test_layer(init_kwargs, output_shape, tmp_path):
+    last_values, states = decoder_inputs()
+    states = states if init_kwargs.get("cell", "lstm") == "lstm" else states[:1]
+    generator = np.random.default_rng(4)
+    known_future = generator.normal(size=(3, 4, 1)).astype(np.float32)
+    teacher_targets = generator.normal(size=(3, 4, 2)).astype(np.float32)
+    run_layer_test(
+        AutoregressiveDecoder,
+        init_kwargs,
+        (last_values, states),
+        tmp_path,
+        call_kwargs={"known_future": known_future, "teacher_targets": teacher_targets},
+        expected_output_shape=output_shape,
     )
-    model = keras.Model([history, teacher], forecast)
-    model.compile("adam", "mse")
-    x = np.random.default_rng(0).normal(size=(8, 6, 1)).astype(np.float32)
-    y = np.random.default_rng(1).normal(size=(8, 3, 1)).astype(np.float32)
-    model.fit([x, y], y, epochs=1, verbose=0)
-    model.save(tmp_path / "model.keras")
-    restored = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(
-        restored.predict([x, y], verbose=0), model.predict([x, y], verbose=0), atol=1e-6
-    )
-    assert restored.get_layer("decoder").get_config()["horizon"] == 3
 
 
 def test_bad_arguments_name_themselves():

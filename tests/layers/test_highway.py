@@ -1,6 +1,6 @@
-import keras
 import numpy as np
 import pytest
+from layer_testing import run_layer_test
 
 from layers.highway import LinearForecast, LinearHighway
 
@@ -13,16 +13,15 @@ def test_selects_the_last_value_with_hand_set_weights():
     np.testing.assert_allclose(layer(inputs), [[[6, 7], [6, 7], [6, 7]]])
 
 
-def test_round_trip_and_fit_step(tmp_path):
-    inputs = keras.Input((6, 2))
-    model = keras.Model(inputs, LinearHighway(window=4, horizon=2, name="highway")(inputs))
-    model.compile("adam", "mse")
-    x = np.random.default_rng(0).normal(size=(8, 6, 2)).astype(np.float32)
-    model.fit(x, x[:, -2:, :], epochs=1, verbose=0)
-    model.save(tmp_path / "model.keras")
-    restored = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert restored.get_layer("highway").get_config()["window"] == 4
+def test_layer(tmp_path):
+    inputs = np.random.default_rng(0).normal(size=(8, 6, 2)).astype(np.float32)
+    run_layer_test(
+        LinearHighway,
+        {"window": 4, "horizon": 2},
+        (inputs,),
+        tmp_path,
+        expected_output_shape=(8, 2, 2),
+    )
 
 
 def test_rejects_a_window_longer_than_the_input():
@@ -50,24 +49,21 @@ def test_linear_forecast_is_the_ridge_in_original_square_root_units():
     np.testing.assert_allclose(layer(normalized) * std[0] + mean[0], expected, rtol=1e-4, atol=1e-3)
 
 
-def test_linear_forecast_round_trip(tmp_path):
-    inputs = keras.Input((6, 2))
-    layer = LinearForecast(
-        3,
-        horizon=2,
-        targets=2,
-        input_mean=[1.0, 2.0],
-        input_std=[2.0, 4.0],
-        trainable=False,
-        name="linear",
+@pytest.mark.parametrize("trainable", [True, False])
+def test_linear_forecast_layer(trainable, tmp_path):
+    inputs = np.random.default_rng(0).normal(size=(4, 6, 2)).astype(np.float32)
+    init_kwargs = {
+        "window": 3,
+        "horizon": 2,
+        "targets": 2,
+        "transform": "sqrt",
+        "input_mean": [1.0, 2.0],
+        "input_std": [2.0, 4.0],
+        "trainable": trainable,
+    }
+    run_layer_test(
+        LinearForecast, init_kwargs, (inputs,), tmp_path, expected_output_shape=(4, 2, 2)
     )
-    model = keras.Model(inputs, layer(inputs))
-    x = np.random.default_rng(0).normal(size=(4, 6, 2)).astype(np.float32)
-    model.save(tmp_path / "model.keras")
-    restored = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert restored.get_layer("linear").get_config()["input_std"] == [2.0, 4.0]
-    assert not restored.get_layer("linear").trainable_weights
 
 
 def test_linear_forecast_rejects_bad_arguments():

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 import pytest
+from layer_testing import run_layer_test
 
-from layers.pooling import SequencePooling
 from layers.recurrent_encoder import RecurrentEncoder
 
 BATCH, TIME, FEATURES, UNITS = 3, 5, 4, 6
@@ -218,59 +218,35 @@ def test_invalid_arguments_name_argument_and_value():
         RecurrentEncoder(UNITS, dropout=1.5)
 
 
-def build_classifier(encoder):
-    tokens = keras.Input(shape=(None,), dtype="int32")
-    embedded = keras.layers.Embedding(20, FEATURES, mask_zero=True)(tokens)
-    pooled = SequencePooling(modes=("last", "max"))(encoder(embedded))
-    probabilities = keras.layers.Dense(1, activation="sigmoid")(pooled)
-    return keras.Model(tokens, probabilities)
-
-
-def test_config_round_trip():
-    encoder = RecurrentEncoder(
-        UNITS,
-        num_layers=2,
-        cell="gru",
-        bidirectional=True,
-        merge_mode="ave",
-        residual=False,
-        dropout=0.25,
-        return_state=True,
-        name="encoder",
+@pytest.mark.parametrize(
+    ("init_kwargs", "output_shapes"),
+    [
+        (
+            {
+                "units": UNITS,
+                "num_layers": 2,
+                "cell": "gru",
+                "bidirectional": True,
+                "merge_mode": "ave",
+                "residual": False,
+                "dropout": 0.25,
+                "return_state": True,
+            },
+            [(BATCH, TIME, UNITS), (BATCH, 2 * UNITS)],
+        ),
+        (
+            {"units": UNITS, "num_layers": 2, "bidirectional": True, "return_sequences": False},
+            [(BATCH, 2 * UNITS)],
+        ),
+        ({"units": UNITS, "return_state": True}, [(BATCH, TIME, UNITS)] + [(BATCH, UNITS)] * 2),
+    ],
+)
+def test_layer(init_kwargs, output_shapes, tmp_path):
+    run_layer_test(
+        RecurrentEncoder,
+        init_kwargs,
+        (random_sequences(),),
+        tmp_path,
+        mask=right_padded_mask(),
+        expected_output_shape=output_shapes,
     )
-    restored = RecurrentEncoder.from_config(encoder.get_config())
-    assert restored.get_config() == encoder.get_config()
-    assert restored.output_units == UNITS and restored.state_units == 2 * UNITS
-
-
-def test_saved_model_round_trip_and_fit_step(tmp_path):
-    model = build_classifier(
-        RecurrentEncoder(UNITS, num_layers=2, cell="gru", bidirectional=True, dropout=0.1)
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0], [6, 7, 8, 9, 10], [11, 0, 0, 0, 0]])
-    labels = np.array([[1.0], [0.0], [1.0], [0.0]])
-    weights_before = [np.array(weight) for weight in model.trainable_weights]
-    model.fit(tokens, labels, batch_size=4, epochs=1, verbose=0)
-    changed = [
-        not np.allclose(before, after)
-        for before, after in zip(weights_before, model.trainable_weights, strict=True)
-    ]
-    assert all(changed)
-
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(
-        restored.predict(tokens, verbose=0), model.predict(tokens, verbose=0)
-    )
-
-
-def test_mixed_precision_policy_reaches_sublayers():
-    encoder = RecurrentEncoder(
-        UNITS, num_layers=2, bidirectional=True, return_state=True, dtype="mixed_float16"
-    )
-    sequences, states = encoder(random_sequences(), mask=right_padded_mask())
-    assert sequences.dtype == "float16"
-    assert all(state.dtype == "float16" for state in states)
-    assert all(variable.dtype == "float32" for variable in encoder.weights)
