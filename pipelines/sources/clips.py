@@ -42,10 +42,16 @@ class LabeledClips:
         return len(self.labels)
 
 
-def pad_clips(clips: Sequence[np.ndarray], dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """Stacks clips of different lengths right-padded with zeros; returns (frames, lengths)."""
+def pad_clips(
+    clips: Sequence[np.ndarray], dtype: type, length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks clips right-padded with zeros to the longest (or `length` if longer).
+
+    Returns (frames, lengths).
+    """
     lengths = np.array([len(clip) for clip in clips], dtype=np.int32)
-    frames = np.zeros((len(clips), lengths.max(), *clips[0].shape[1:]), dtype=dtype)
+    time = max(lengths.max(), length or 0)
+    frames = np.zeros((len(clips), time, *clips[0].shape[1:]), dtype=dtype)
     for index, clip in enumerate(clips):
         frames[index, : len(clip)] = clip
     return frames, lengths
