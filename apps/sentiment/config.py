@@ -21,7 +21,7 @@ class DataConfig:
     validation_fraction: float = 0.1
     folds: int = 0
     fold: int = 0
-    # Use only the first N examples after the shuffle (0 = all).
+    # Use only N examples (0 = all): each part keeps its first ones after the shuffle.
     limit: int = 0
 
 
