@@ -54,7 +54,7 @@ def tfidf_logistic_regression(config) -> dict:
     examples = data_lib.read_examples(config)
     texts = np.asarray(examples.texts, dtype=object)
     labels = np.asarray(examples.labels, dtype=object)
-    splits = data_lib.split_indices(len(texts), config)
+    splits = data_lib.split_indices(examples.texts, config)
     started = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     train_features = vectorizer.fit_transform(texts[splits["train"]])

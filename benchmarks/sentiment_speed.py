@@ -130,7 +130,7 @@ def padded_training_arrays(config, assets) -> tuple[np.ndarray, np.ndarray, int,
     examples = data_lib.read_examples(config)
     texts = np.asarray(examples.texts, dtype=object)
     labels = np.asarray(examples.labels, dtype=object)
-    splits = data_lib.split_indices(len(texts), config)
+    splits = data_lib.split_indices(examples.texts, config)
     vectorizer = text_lib.make_vectorizer(assets.vocabulary)
     ids = text_lib.token_ids(
         vectorizer,

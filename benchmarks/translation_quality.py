@@ -67,7 +67,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def target_tokens(dataset) -> int:
-    return int(sum(np.count_nonzero(targets) for _, targets in dataset))
+    return int(sum(np.count_nonzero(targets) for _, targets, _ in dataset))
 
 
 def training_figures(config, budget, train, model, preprocessing_seconds: float) -> dict:
@@ -131,7 +131,7 @@ def run_reference(args) -> dict:
     budget = TimeBudget(args.minutes * 60)
     model.fit(train, validation_data=validation, epochs=1000, callbacks=[budget], verbose=2)
     sources = [source for source, _ in splits.test]
-    from pipelines.translation import SentenceTokenizer
+    from pipelines.tokenizers import SentenceTokenizer
 
     canonical = SentenceTokenizer(["[PAD]", "[UNK]", "[START]", "[END]"], lowercase=True)
     references = canonical_targets(canonical, splits.test)

@@ -35,7 +35,7 @@ import translation_reference as reference
 from apps.core import export, training
 from apps.translation import APP
 from apps.translation import data as data_lib
-from pipelines.translation import END_ID
+from pipelines.tokenizers import END_ID
 
 IMPOSSIBLE_LOGIT = -1e4
 

@@ -14,7 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-PADDING_ID = 0
+from pipelines.sequences import length_bucketed_batches
+from pipelines.tokenizers import PAD_ID
+
 UNKNOWN_ID = 1
 
 
@@ -63,7 +65,7 @@ def token_ids(
         return token_ids(vectorizer, text[None], max_length)[0]
     ragged = vectorizer(text)[:, :max_length]
     lengths = ragged.row_lengths()
-    dense = ragged.to_tensor(default_value=PADDING_ID)
+    dense = ragged.to_tensor(default_value=PAD_ID)
     missing_columns = tf.maximum(1 - tf.shape(dense)[1], 0)
     dense = tf.pad(dense, [[0, 0], [0, missing_columns]])  # (batch, max(time, 1))
     first = tf.where(lengths > 0, dense[:, 0], tf.constant(UNKNOWN_ID, dense.dtype))
@@ -76,18 +78,6 @@ def bucket_boundaries(lengths: Sequence[int], buckets: int) -> list[int]:
         return []
     quantiles = np.quantile(np.asarray(lengths), np.linspace(0, 1, buckets + 1)[1:-1])
     return sorted({int(value) + 1 for value in quantiles})
-
-
-def length_bucketed_batches(
-    dataset: tf.data.Dataset, boundaries: Sequence[int], batch_size: int
-) -> tf.data.Dataset:
-    """Batches `(ids, target)` pairs of similar length together, padding only to the batch max."""
-    return dataset.bucket_by_sequence_length(
-        element_length_func=lambda ids, _: tf.shape(ids)[0],
-        bucket_boundaries=list(boundaries),
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=(tf.constant(PADDING_ID, tf.int64), None),
-    )
 
 
 def classification_dataset(
@@ -115,10 +105,11 @@ def classification_dataset(
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    dataset = dataset.unbatch().map(
-        lambda ids, label: (tf.boolean_mask(ids, ids != PADDING_ID), label)
-    )
+    dataset = dataset.unbatch().map(lambda ids, label: (tf.boolean_mask(ids, ids != PAD_ID), label))
     dataset = dataset.cache()
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return length_bucketed_batches(dataset, boundaries, batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = length_bucketed_batches(
+        dataset, lambda ids, _: tf.shape(ids)[0], boundaries, batch_size
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -31,7 +31,8 @@ class DataConfig:
     split_seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
-    # Use only N examples (0 = all): the first N after the shuffle, or the last N time steps.
+    # Use only about N examples (0 = all): the first ones of each split after the shuffle, or
+    # the last N time steps of a series.
     limit: int = 0
 
 

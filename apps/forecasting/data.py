@@ -147,7 +147,8 @@ def seasonal_scale(values: np.ndarray, season: int) -> list[float]:
 def fit_highway(
     normalized: np.ndarray, starts: np.ndarray, config: ForecastingConfig, targets: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge from each target's last `highway_window` values to its next `horizon` values.
+    """Ridge (`evaluation.fit_ridge`) from each target's last `highway_window` values to its next
+    `horizon` values.
 
     One set of weights serves every target (the highway shares them); the bias is unpenalized.
     """
@@ -156,11 +157,7 @@ def fit_highway(
     # (windows * targets, window) and (windows * targets, horizon)
     features = np.moveaxis(histories[:, -window:, :targets], 2, 1).reshape(-1, window)
     outputs = np.moveaxis(futures, 2, 1).reshape(-1, data.horizon)
-    feature_mean, output_mean = features.mean(axis=0), outputs.mean(axis=0)
-    centered = features - feature_mean
-    gram = centered.T @ centered + config.model.highway_alpha * np.eye(window)
-    kernel = np.linalg.solve(gram, centered.T @ (outputs - output_mean))
-    return kernel, output_mean - feature_mean @ kernel
+    return evaluation.fit_ridge(features, outputs, config.model.highway_alpha)
 
 
 def fit_linear_base(

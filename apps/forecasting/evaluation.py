@@ -2,7 +2,7 @@
 
 Baselines: the last observed value, the seasonal naive forecast (the value one season
 earlier) and a ridge regression from the whole lookback window (every column, original
-units) to every horizon step, fitted on the training windows by least squares. The same
+units) to every horizon step, fitted on the training windows (scikit-learn's `Ridge`). The same
 ridge, with its lag count, penalty and an optional square-root transform chosen on the
 validation windows (`choose_ridge`), is the strongest linear peer and the model's linear base.
 Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import sklearn.linear_model
 
 from apps.forecasting import data
 from apps.forecasting.config import ForecastingConfig
@@ -51,14 +52,15 @@ def seasonal_naive_forecast(
 def fit_ridge(
     histories: np.ndarray, futures: np.ndarray, alpha: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge weights (lookback * columns, horizon * targets) and bias; the bias is unpenalized."""
+    """Ridge weights (lookback * columns, horizon * targets) and bias; the bias is unpenalized.
+
+    `histories` and `futures` are flattened per window (2-D inputs are used as they are) and
+    fitted in float64 by scikit-learn's `Ridge`.
+    """
     features = histories.reshape(len(histories), -1).astype(np.float64)
     outputs = futures.reshape(len(futures), -1).astype(np.float64)
-    feature_mean, output_mean = features.mean(axis=0), outputs.mean(axis=0)
-    centered = features - feature_mean
-    gram = centered.T @ centered + alpha * np.eye(centered.shape[1])
-    weights = np.linalg.solve(gram, centered.T @ (outputs - output_mean))
-    return weights, output_mean - feature_mean @ weights
+    ridge = sklearn.linear_model.Ridge(alpha=alpha).fit(features, outputs)
+    return ridge.coef_.T, ridge.intercept_
 
 
 def ridge_forecast(histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, horizon: int):

@@ -21,6 +21,7 @@ from pipelines.sources.labeled_text import (
 )
 from pipelines.sources.movie_reviews import load_movie_reviews
 from pipelines.sources.resolve import resolve_source
+from pipelines.splits import group_split
 
 RECIPES = {"mr": load_movie_reviews}
 
@@ -74,22 +75,29 @@ def read_examples(config: SentimentConfig, label_names: list[str] | None = None)
     )
 
 
-def split_indices(count: int, config: SentimentConfig) -> dict[str, np.ndarray]:
-    """Seeded train/validation/test indices; fold `fold` of `folds` is the test part if set."""
+def split_indices(texts: list[str], config: SentimentConfig) -> dict[str, np.ndarray]:
+    """Seeded train/validation/test indices of the distinct texts (`pipelines.splits`).
+
+    A text seen twice keeps its first example only; fold `fold` of `folds` is the test part if
+    `folds` > 1, and `limit` keeps the first examples of each part.
+    """
     data = config.data
-    order = np.random.default_rng(data.split_seed).permutation(count)
-    if data.limit:
-        order = order[: data.limit]
-    if data.folds > 1:
-        if not 0 <= data.fold < data.folds:
-            raise UserError(f"data.fold must be in [0, {data.folds}), got {data.fold}")
-        in_test = np.arange(len(order)) % data.folds == data.fold
-        test, rest = order[in_test], order[~in_test]
-    else:
-        test_count = int(round(len(order) * data.test_fraction))
-        test, rest = order[:test_count], order[test_count:]
-    validation_count = int(round(len(rest) * data.validation_fraction))
-    return {"train": rest[validation_count:], "validation": rest[:validation_count], "test": test}
+    if data.folds > 1 and not 0 <= data.fold < data.folds:
+        raise UserError(f"data.fold must be in [0, {data.folds}), got {data.fold}")
+    splits = group_split(
+        texts,
+        data.validation_fraction,
+        data.test_fraction,
+        data.split_seed,
+        keys=texts,
+        folds=data.folds,
+        fold=data.fold,
+        limit=data.limit,
+    )
+    return {
+        name: np.asarray(getattr(splits, name), dtype=np.int64)
+        for name in ("train", "validation", "test")
+    }
 
 
 def token_id_array(vectorizer, texts: list[str], model: ModelConfig) -> np.ndarray:
@@ -130,7 +138,7 @@ def load_data(
     if whole_as_test:
         splits = {"train": None, "validation": None, "test": np.arange(len(texts))}
     else:
-        splits = split_indices(len(texts), config)
+        splits = split_indices(examples.texts, config)
         if min(len(splits["train"]), len(splits["validation"]), len(splits["test"])) == 0:
             raise UserError(
                 f"{examples.source}: {len(texts)} examples are too few for a train, "
@@ -190,13 +198,13 @@ def load_data(
         "split_rule": (
             "whole file as test"
             if whole_as_test
-            else f"seeded shuffle (data.split_seed={config.data.split_seed}), "
+            else f"distinct texts, seeded shuffle (data.split_seed={config.data.split_seed}), "
             + (
                 f"test = fold {config.data.fold} of {config.data.folds}"
                 if config.data.folds > 1
                 else f"test = first {config.data.test_fraction:.0%}"
             )
-            + f", validation = {config.data.validation_fraction:.0%} of the rest"
+            + f", validation = next {config.data.validation_fraction:.0%}"
         ),
     }
     return Datasets(

@@ -29,7 +29,7 @@ from apps.core import cli
 from apps.core.app import App
 from apps.core.errors import UserError
 from apps.translation import config, data, model, search_space, serving
-from pipelines.translation import PAD_ID, START_ID
+from pipelines.tokenizers import PAD_ID, START_ID
 
 TRANSLATION_BATCH = 64
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from apps.core.app import Assets, Datasets
 from apps.translation.config import TranslationConfig
-from pipelines import translation
+from pipelines import sequences, tokenizers
 from pipelines.sources.resolve import resolve_source
 from pipelines.sources.sentence_pairs import (
     SentencePairs,
@@ -16,15 +16,29 @@ from pipelines.sources.sentence_pairs import (
     read_sentence_pairs,
     read_tfds_sentence_pairs,
 )
+from pipelines.splits import group_split
 
 RECIPES = {"ding-de-en": load_ding_de_en}
+# The model's input names, in the order `sequences.make_batches` takes them (source, target).
+MODEL_INPUTS = ("source", "target_in")
+
+
+@dataclasses.dataclass
+class PairSplits:
+    """Deduplicated pairs split into train, validation and test (lists of (source, target))."""
+
+    train: list[tuple[str, str]]
+    validation: list[tuple[str, str]]
+    test: list[tuple[str, str]]
+    # Pairs dropped because their source sentence was already seen.
+    duplicates: int
 
 
 @dataclasses.dataclass
 class TranslationDatasets(Datasets):
     """`Datasets` plus the sentence pairs of each split (BLEU needs the raw sentences)."""
 
-    pairs: translation.PairSplits | None = None
+    pairs: PairSplits | None = None
 
 
 @dataclasses.dataclass
@@ -45,10 +59,10 @@ class TranslationAssets(Assets):
     def load(cls, directory: Path) -> TranslationAssets:
         return cls(**json.loads((directory / cls.FILE).read_text()))
 
-    def tokenizers(self) -> tuple[translation.SentenceTokenizer, translation.SentenceTokenizer]:
+    def tokenizers(self) -> tuple[tokenizers.SentenceTokenizer, tokenizers.SentenceTokenizer]:
         return (
-            translation.SentenceTokenizer(self.source_vocabulary, self.lowercase, name="source"),
-            translation.SentenceTokenizer(self.target_vocabulary, self.lowercase, name="target"),
+            tokenizers.SentenceTokenizer(self.source_vocabulary, self.lowercase, name="source"),
+            tokenizers.SentenceTokenizer(self.target_vocabulary, self.lowercase, name="target"),
         )
 
 
@@ -80,10 +94,10 @@ def load_data(
         train_sources = [source for source, _ in splits.train]
         train_targets = [target for _, target in splits.train]
         assets = TranslationAssets(
-            source_vocabulary=translation.learn_vocabulary(
+            source_vocabulary=tokenizers.learn_vocabulary(
                 train_sources, model.source_vocabulary_size, model.lowercase, model.subwords
             ),
-            target_vocabulary=translation.learn_vocabulary(
+            target_vocabulary=tokenizers.learn_vocabulary(
                 train_targets, model.target_vocabulary_size, model.lowercase, model.subwords
             ),
             lowercase=model.lowercase,
@@ -96,12 +110,12 @@ def load_data(
         if not split_pairs:
             datasets[name] = None
             continue
-        source_ids, target_ids, dropped[name] = translation.tokenize_pairs(
+        source_ids, target_ids, dropped[name] = sequences.tokenize_pairs(
             split_pairs, source_tokenizer, target_tokenizer,
             model.max_source_length, model.max_target_length,
         )  # fmt: skip
-        datasets[name] = translation.make_batches(
-            source_ids, target_ids, config.training.batch_size,
+        datasets[name] = sequences.make_batches(
+            source_ids, target_ids, config.training.batch_size, MODEL_INPUTS,
             shuffle_seed=config.training.seed if name == "train" else None,
         )  # fmt: skip
     summary = {
@@ -135,24 +149,24 @@ def load_data(
 
 def make_splits(
     config: TranslationConfig, whole_as_test: bool = False
-) -> tuple[SentencePairs, translation.PairSplits]:
+) -> tuple[SentencePairs, PairSplits]:
     """The pairs read and their train/validation/test split (everything as test if asked)."""
     data = config.data
     pairs = read_pairs(config)
     if whole_as_test:
         everything = list(zip(pairs.sources, pairs.targets, strict=True))
-        return pairs, translation.PairSplits(train=[], validation=[], test=everything, duplicates=0)
-    splits = translation.split_pairs(
-        pairs.sources, pairs.targets, data.validation_fraction, data.test_fraction,
-        data.split_seed,
+        return pairs, PairSplits(train=[], validation=[], test=everything, duplicates=0)
+    indices = group_split(
+        pairs.sources, data.validation_fraction, data.test_fraction, data.split_seed,
+        keys=pairs.sources, limit=data.limit,
     )  # fmt: skip
-    if data.limit:
-        test_size = max(1, round(data.limit * data.test_fraction))
-        validation_size = max(1, round(data.limit * data.validation_fraction))
-        splits = translation.PairSplits(
-            train=splits.train[: data.limit - test_size - validation_size],
-            validation=splits.validation[:validation_size],
-            test=splits.test[:test_size],
-            duplicates=splits.duplicates,
-        )
-    return pairs, splits
+
+    def part(indices: list[int]) -> list[tuple[str, str]]:
+        return [(pairs.sources[index], pairs.targets[index]) for index in indices]
+
+    return pairs, PairSplits(
+        train=part(indices.train),
+        validation=part(indices.validation),
+        test=part(indices.test),
+        duplicates=indices.duplicates,
+    )

@@ -14,7 +14,7 @@ from apps.translation.config import DecodingConfig, TranslationConfig
 from layers.attention_decoder import AttentionDecoder
 from layers.recurrent_encoder import RecurrentEncoder
 from layers.search import beam_search, greedy_search
-from pipelines.translation import END_ID, PAD_ID, START_ID
+from pipelines.tokenizers import END_ID, PAD_ID, START_ID
 
 NEGATIVE_INFINITY = -1e9
 

@@ -17,7 +17,8 @@ from apps.core.app import Endpoints
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
 from apps.translation.model import Translator
-from pipelines.translation import SentenceTokenizer, add_start_end
+from pipelines.sequences import add_start_end
+from pipelines.tokenizers import SentenceTokenizer
 
 
 def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int) -> tf.Tensor:

@@ -1,4 +1,4 @@
-"""Translation pipeline: split sentence pairs, tokenize them in the graph, batch by length.
+"""Sentences to word-level or subword token ids and back, inside the graph.
 
 Tokenization (`SentenceTokenizer`, TF and TF Text ops only, so it is exported with the model):
 invalid UTF-8 bytes become U+FFFD, the text is NFKD-normalized and optionally lower-cased, then
@@ -6,29 +6,32 @@ invalid UTF-8 bytes become U+FFFD, the text is NFKD-normalized and optionally lo
 word-level ids or WordPiece subword ids, depending on the vocabulary: a vocabulary of whole
 words gives word-level tokens (an unknown word becomes `[UNK]`), one learned with
 `tensorflow_text`'s WordPiece learner gives subwords. Ids 0-3 are the reserved tokens
-`[PAD]`, `[UNK]`, `[START]`, `[END]`.
-
-Batches: `({"source": (batch, source_time), "target_in": (batch, target_time)}, target_out)`,
-int32 and zero-padded, where `target_in` is `[START] y_1 .. y_n` and `target_out` is
-`y_1 .. y_n [END]` (teacher forcing); the source is `[START] x_1 .. x_m [END]`. Pairs of
-similar length share a batch (`tf.data.Dataset.bucket_by_sequence_length`).
+`[PAD]`, `[UNK]`, `[START]`, `[END]`; `PAD_ID` is the padding id of every pipeline.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-import random
 
 import tensorflow as tf
 import tensorflow_text as text
-from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 
 from pipelines.errors import DataError
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
 PAD_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
-BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
+
+# The word split of `BertTokenizer` (BERT's basic tokenizer without lower-casing): split on
+# whitespace, punctuation and CJK ideographs, keeping all but the whitespace as words.
+_KEPT_DELIMITERS = "|".join(
+    [
+        r"[!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]",
+        r"[\x{4E00}-\x{9FFF}]|[\x{3400}-\x{4DBF}]|[\x{20000}-\x{2A6DF}]|[\x{2A700}-\x{2B73F}]"
+        r"|[\x{2B740}-\x{2B81F}]|[\x{2B820}-\x{2CEAF}]|[\x{F900}-\x{FAFF}]|[\x{2F800}-\x{2FA1F}]",
+    ]
+)
+_DELIMITERS = r"\s+|" + _KEPT_DELIMITERS
+_CONTROL_CHARACTERS = r"\p{Cc}|\p{Cf}"
 
 # Spaces that the word split put around punctuation, removed again for readable output.
 _SPACE_BEFORE_PUNCTUATION = r" ([.,!?;:%)\]}»“”])"
@@ -49,7 +52,8 @@ def normalize(texts: tf.Tensor, lowercase: bool) -> tf.Tensor:
 
 def split_words(texts: tf.Tensor, lowercase: bool) -> tf.RaggedTensor:
     """Normalizes `texts` `(batch,)` and splits them into words and punctuation."""
-    return BasicTokenizer(lower_case=False).tokenize(normalize(texts, lowercase))
+    texts = tf.strings.regex_replace(normalize(texts, lowercase), _CONTROL_CHARACTERS, " ")
+    return text.regex_split(texts, _DELIMITERS, _KEPT_DELIMITERS)
 
 
 def join_words(words: tf.RaggedTensor) -> tf.Tensor:
@@ -164,131 +168,3 @@ class SentenceTokenizer(tf.Module):
     def canonical(self, texts: tf.Tensor) -> tf.Tensor:
         """`texts` as a perfect translation would come out: normalized like the tokenizer."""
         return join_words(split_words(texts, self.lowercase))
-
-
-def add_start_end(ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor | tf.RaggedTensor:
-    """Wraps ids `(tokens,)` or ragged `(batch, tokens)` in `[START]` ... `[END]`."""
-    if isinstance(ids, tf.RaggedTensor):
-        batch = ids.nrows()
-        start = tf.fill([batch, 1], tf.constant(START_ID, ids.dtype))
-        end = tf.fill([batch, 1], tf.constant(END_ID, ids.dtype))
-        return tf.concat([start, ids, end], axis=1)
-    start = tf.constant([START_ID], ids.dtype)
-    end = tf.constant([END_ID], ids.dtype)
-    return tf.concat([start, ids, end], axis=0)
-
-
-def teacher_forcing(target_ids: tf.Tensor | tf.RaggedTensor):
-    """Splits `[START] y_1 .. y_n [END]` into decoder inputs and targets, shifted by one.
-
-    Works on `(tokens,)` tensors and ragged `(batch, tokens)`; returns
-    `([START] y_1 .. y_n, y_1 .. y_n [END])`.
-    """
-    return target_ids[..., :-1], target_ids[..., 1:]
-
-
-@dataclasses.dataclass
-class PairSplits:
-    """Deduplicated pairs split into train, validation and test (lists of (source, target))."""
-
-    train: list[tuple[str, str]]
-    validation: list[tuple[str, str]]
-    test: list[tuple[str, str]]
-    # Pairs dropped because their source sentence was already seen.
-    duplicates: int
-
-
-def split_pairs(
-    sources: list[str],
-    targets: list[str],
-    validation_fraction: float,
-    test_fraction: float,
-    seed: int,
-) -> PairSplits:
-    """Deduplicates by source sentence (first pair kept) and splits with a seeded shuffle.
-
-    No source sentence lands in two splits. Each non-zero fraction gives at least one pair.
-    """
-    for name, value in (
-        ("validation_fraction", validation_fraction),
-        ("test_fraction", test_fraction),
-    ):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
-    seen = {}
-    for source, target in zip(sources, targets, strict=True):
-        seen.setdefault(source, target)
-    pairs = list(seen.items())
-    random.Random(seed).shuffle(pairs)
-    test_size = max(1, round(len(pairs) * test_fraction)) if test_fraction else 0
-    validation_size = max(1, round(len(pairs) * validation_fraction)) if validation_fraction else 0
-    if test_size + validation_size >= len(pairs):
-        raise DataError(
-            f"{len(pairs)} distinct sentence pairs are too few for validation_fraction="
-            f"{validation_fraction} and test_fraction={test_fraction}"
-        )
-    return PairSplits(
-        train=pairs[test_size + validation_size :],
-        validation=pairs[test_size : test_size + validation_size],
-        test=pairs[:test_size],
-        duplicates=len(sources) - len(pairs),
-    )
-
-
-def tokenize_pairs(
-    pairs: list[tuple[str, str]],
-    source_tokenizer: SentenceTokenizer,
-    target_tokenizer: SentenceTokenizer,
-    max_source_length: int,
-    max_target_length: int,
-):
-    """Returns `(source_ids, target_ids, dropped)`: ragged ids with `[START]`/`[END]`.
-
-    Pairs whose source or target would exceed its maximum length (start and end included)
-    are dropped and counted.
-    """
-    sources = tf.constant([source for source, _ in pairs], tf.string)
-    targets = tf.constant([target for _, target in pairs], tf.string)
-    source_ids = add_start_end(source_tokenizer.tokenize(sources))
-    target_ids = add_start_end(target_tokenizer.tokenize(targets))
-    keep = tf.logical_and(
-        source_ids.row_lengths() <= max_source_length,
-        target_ids.row_lengths() <= max_target_length,
-    )
-    dropped = int(tf.reduce_sum(tf.cast(tf.logical_not(keep), tf.int32)))
-    return (
-        tf.ragged.boolean_mask(source_ids, keep),
-        tf.ragged.boolean_mask(target_ids, keep),
-        dropped,
-    )
-
-
-def make_batches(
-    source_ids: tf.RaggedTensor,
-    target_ids: tf.RaggedTensor,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-) -> tf.data.Dataset:
-    """Batches ragged ids by length into teacher-forcing examples (see the module docstring).
-
-    With `shuffle_seed` the pairs are shuffled (again every epoch) before bucketing.
-    """
-    dataset = tf.data.Dataset.from_tensor_slices((source_ids, target_ids))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(
-            int(source_ids.nrows()), seed=shuffle_seed, reshuffle_each_iteration=True
-        )
-
-    def to_example(source, target):
-        target_in, target_out = teacher_forcing(target)
-        return {"source": source, "target_in": target_in}, target_out
-
-    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.bucket_by_sequence_length(
-        lambda inputs, target_out: tf.maximum(
-            tf.shape(inputs["source"])[0], tf.shape(target_out)[0]
-        ),
-        bucket_boundaries=list(BUCKET_BOUNDARIES),
-        bucket_batch_sizes=[batch_size] * (len(BUCKET_BOUNDARIES) + 1),
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,21 +1,15 @@
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.errors import DataError
-from pipelines.translation import (
+from pipelines.tokenizers import (
     END_ID,
     PAD_ID,
     RESERVED_TOKENS,
     START_ID,
     UNKNOWN_ID,
     SentenceTokenizer,
-    add_start_end,
     learn_vocabulary,
-    make_batches,
-    split_pairs,
-    teacher_forcing,
-    tokenize_pairs,
+    split_words,
 )
 
 TEXTS = [
@@ -99,48 +93,9 @@ def test_tokenizer_works_inside_dataset_map(word_tokenizer):
     assert rows == word_tokenizer.tokenize(tf.constant(TEXTS)).to_list()
 
 
-def test_teacher_forcing_shifts_by_one_token():
-    target = add_start_end(tf.constant([7, 8, 9]))
-    np.testing.assert_array_equal(target, [START_ID, 7, 8, 9, END_ID])
-    inputs, outputs = teacher_forcing(target)
-    np.testing.assert_array_equal(inputs, [START_ID, 7, 8, 9])
-    np.testing.assert_array_equal(outputs, [7, 8, 9, END_ID])
-    ragged = add_start_end(tf.ragged.constant([[5], [6, 7]]))
-    inputs, outputs = teacher_forcing(ragged)
-    assert inputs.to_list() == [[START_ID, 5], [START_ID, 6, 7]]
-    assert outputs.to_list() == [[5, END_ID], [6, 7, END_ID]]
-
-
-def test_split_deduplicates_sources_and_keeps_them_in_one_split():
-    sources = [f"sentence {index % 50}" for index in range(100)]
-    targets = [f"satz {index}" for index in range(100)]
-    splits = split_pairs(sources, targets, 0.1, 0.2, seed=3)
-    assert splits.duplicates == 50
-    assert (len(splits.train), len(splits.validation), len(splits.test)) == (35, 5, 10)
-    parts = [
-        {source for source, _ in part} for part in (splits.train, splits.validation, splits.test)
+def test_split_words_splits_like_bert_on_spaces_punctuation_ideographs_and_controls():
+    words = split_words(tf.constant(["Hello, World! It's 東京 a\u200bb\tc", ""]), lowercase=False)
+    assert [[word.decode("utf-8") for word in row] for row in words.to_list()] == [
+        ["Hello", ",", "World", "!", "It", "'", "s", "東", "京", "a", "b", "c"],
+        [],
     ]
-    assert sum(len(part) for part in parts) == len(set().union(*parts)) == 50
-    again = split_pairs(sources, targets, 0.1, 0.2, seed=3)
-    assert again.test == splits.test
-    with pytest.raises(DataError, match="too few"):
-        split_pairs(sources[:2], targets[:2], 0.5, 0.4, seed=3)
-
-
-def test_batches_are_padded_teacher_forcing_examples_grouped_by_length(word_tokenizer):
-    short = [("hello world", "the world")] * 6
-    long = [("the café on the corner is open", "wir müssen miteinander reden hello world")] * 6
-    source_ids, target_ids, dropped = tokenize_pairs(
-        short + long + [("hello " * 40, "world")], word_tokenizer, word_tokenizer, 20, 20
-    )
-    assert dropped == 1
-    batches = list(make_batches(source_ids, target_ids, batch_size=4, shuffle_seed=0))
-    assert sum(int(targets.shape[0]) for _, targets in batches) == 12
-    for inputs, targets in batches:
-        source, target_in = inputs["source"].numpy(), inputs["target_in"].numpy()
-        assert target_in.shape == targets.shape
-        assert np.all(source[:, 0] == START_ID) and np.all(target_in[:, 0] == START_ID)
-        np.testing.assert_array_equal(target_in[:, 1:], targets.numpy()[:, :-1])
-        lengths = np.count_nonzero(source, axis=1)
-        assert lengths.min() == lengths.max()  # short and long pairs never share a batch
-        assert source.dtype == np.int32
