@@ -22,7 +22,6 @@ import numpy as np
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.forecasting import data as data_lib
 from apps.forecasting import evaluation
 from apps.forecasting.app import APP
 from pipelines import windows
@@ -38,7 +37,7 @@ def linear_peers(config, datasets) -> dict[str, dict]:
 
     def arrays(split, length=lookback):
         starts = windows.window_starts(split, length, horizon)
-        histories, futures = data_lib.window_arrays(values, starts, length, horizon, targets)
+        histories, futures = windows.window_arrays(values, starts, length, horizon, targets)
         return histories, futures
 
     test_histories, test_truth = arrays(splits["test"])

@@ -111,6 +111,15 @@ def window_starts(split: Split, lookback: int, horizon: int, stride: int = 1) ->
     return np.arange(first, last + 1, stride, dtype=np.int64)
 
 
+def window_arrays(
+    values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, targets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Histories (windows, lookback, columns) and targets (windows, horizon, targets)."""
+    history_steps = starts[:, None] + np.arange(lookback)
+    target_steps = starts[:, None] + lookback + np.arange(horizon)
+    return values[history_steps], values[target_steps][..., :targets]
+
+
 def make_windows(
     values: np.ndarray,
     starts: np.ndarray,

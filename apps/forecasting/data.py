@@ -153,7 +153,9 @@ def fit_highway(
     One set of weights serves every target (the highway shares them); the bias is unpenalized.
     """
     data, window = config.data, config.model.highway_window
-    histories, futures = window_arrays(normalized, starts, data.lookback, data.horizon, targets)
+    histories, futures = windows.window_arrays(
+        normalized, starts, data.lookback, data.horizon, targets
+    )
     # (windows * targets, window) and (windows * targets, horizon)
     features = np.moveaxis(histories[:, -window:, :targets], 2, 1).reshape(-1, window)
     outputs = np.moveaxis(futures, 2, 1).reshape(-1, data.horizon)
@@ -171,7 +173,7 @@ def fit_linear_base(
 
     def arrays(split):
         starts = windows.window_starts(split, data.lookback, data.horizon)
-        return window_arrays(values, starts, data.lookback, data.horizon, targets)
+        return windows.window_arrays(values, starts, data.lookback, data.horizon, targets)
 
     if len(splits["validation"]) < data.horizon:
         raise UserError(
@@ -183,15 +185,6 @@ def fit_linear_base(
         train = arrays(windows.Split(0, splits["validation"].end))
     weights, bias = evaluation.fit_transformed_ridge(*train, lags, alpha, transform)
     return lags, alpha, transform, weights, bias
-
-
-def window_arrays(
-    values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, targets: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Histories (windows, lookback, columns) and targets (windows, horizon, targets)."""
-    history_steps = starts[:, None] + np.arange(lookback)
-    target_steps = starts[:, None] + lookback + np.arange(horizon)
-    return values[history_steps], values[target_steps][..., :targets]
 
 
 def load_data(

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import sklearn.linear_model
 
-from apps.forecasting import data
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
+from pipelines import windows
+
+if TYPE_CHECKING:
+    from apps.forecasting.data import SeriesAssets, SeriesDatasets
 
 # The grid `choose_ridge` searches.
 RIDGE_LAG_COUNTS = (12, 24, 36, 60, 96, 132, 180)
@@ -207,12 +210,12 @@ def model_inputs(
     normalized: np.ndarray,
     starts: np.ndarray,
     config: ForecastingConfig,
-    assets: data.SeriesAssets,
+    assets: SeriesAssets,
 ) -> dict[str, np.ndarray]:
     """The model's inputs for the windows at `starts` of the normalized series."""
     lookback, horizon = config.data.lookback, config.data.horizon
     targets = len(assets.target_columns)
-    histories, futures = data.window_arrays(
+    histories, futures = windows.window_arrays(
         normalized, starts, lookback, horizon, targets=normalized.shape[1]
     )
     inputs = {"history": histories}
@@ -226,7 +229,7 @@ def model_inputs(
 def evaluate(
     trained_model: keras.Model,
     config: ForecastingConfig,
-    datasets: data.SeriesDatasets,
+    datasets: SeriesDatasets,
     workdir: Path,
 ) -> dict[str, Any]:
     """Scores the test windows against the baselines; plots forecasts and errors per step."""
@@ -236,7 +239,7 @@ def evaluate(
     quantiles = tuple(config.model.quantiles)
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
     starts = datasets.test_starts
-    histories, truth = data.window_arrays(series.values, starts, lookback, horizon, targets)
+    histories, truth = windows.window_arrays(series.values, starts, lookback, horizon, targets)
 
     output = trained_model.predict(
         model_inputs(normalized, starts, config, assets), batch_size=256, verbose=0
@@ -259,8 +262,8 @@ def evaluate(
         ),
     }
     if "train" in splits:
-        train_starts = data.windows.window_starts(splits["train"], lookback, horizon)
-        train_histories, train_futures = data.window_arrays(
+        train_starts = windows.window_starts(splits["train"], lookback, horizon)
+        train_histories, train_futures = windows.window_arrays(
             series.values, train_starts, lookback, horizon, targets
         )
         weights, bias = fit_ridge(train_histories, train_futures, config.evaluation.ridge_alpha)
@@ -315,6 +318,6 @@ def evaluate(
 
 
 def validation_callbacks(
-    config: ForecastingConfig, datasets: data.SeriesDatasets
+    config: ForecastingConfig, datasets: SeriesDatasets
 ) -> list[keras.callbacks.Callback]:
     return []

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from apps.forecasting import config as config_lib
-from apps.forecasting import data as data_lib
 from apps.forecasting import evaluation
 from apps.forecasting.app import APP
 from apps.forecasting.evaluation import model_inputs
+from pipelines import windows
 
 
 def write_sine(path, steps=320, period=12.0):
@@ -73,8 +73,8 @@ def test_model_learns_a_sine(sine_csv, overrides, epochs):
         assert output.shape == (len(starts), 4, 1, 3)
         output = output[..., 1]
     forecast = assets.normalization.denormalize(output, columns=[0])
-    _, truth = data_lib.window_arrays(series.values, starts, 16, 4, targets=1)
-    histories, _ = data_lib.window_arrays(series.values, starts, 16, 4, targets=1)
+    _, truth = windows.window_arrays(series.values, starts, 16, 4, targets=1)
+    histories, _ = windows.window_arrays(series.values, starts, 16, 4, targets=1)
     last_value_error = np.abs(histories[:, -1:, :1] - truth).mean()
     model_error = np.abs(forecast - truth).mean()
     assert model_error < 0.2 * last_value_error, (model_error, last_value_error)
@@ -132,7 +132,7 @@ def test_linear_base_start_is_the_validation_chosen_ridge(sine_csv):
     starts = datasets.test_starts
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
     output = model.predict(model_inputs(normalized, starts, config, assets), verbose=0)
-    histories, _ = data_lib.window_arrays(series.values, starts, 16, 4, targets=1)
+    histories, _ = windows.window_arrays(series.values, starts, 16, 4, targets=1)
     expected = evaluation.transformed_ridge_forecast(
         histories,
         np.asarray(assets.linear_kernel),
