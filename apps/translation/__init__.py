@@ -21,26 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from apps.core import cli
 from apps.core.app import App
 from apps.core.errors import UserError
+from apps.core.generation import ValidationBleu
+from apps.core.metrics import corpus_bleu
 from apps.translation import config, data, model, search_space, serving
 from pipelines.translation import PAD_ID, START_ID
 
 TRANSLATION_BATCH = 64
-
-
-def corpus_bleu(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus BLEU (0-100) with sacreBLEU's 13a tokenization (`keras_hub.metrics.Bleu`)."""
-    import keras_hub
-
-    bleu = keras_hub.metrics.Bleu()
-    bleu.update_state([[reference] for reference in references], hypotheses)
-    return 100.0 * float(bleu.result())
 
 
 def translate_all(function, sources: list[str]) -> tuple[list[str], np.ndarray, float]:
@@ -61,31 +53,19 @@ def canonical_targets(target_tokenizer, pairs) -> list[str]:
     return [text.decode("utf-8") for text in target_tokenizer.canonical(targets).numpy()]
 
 
-class ValidationBleu(keras.callbacks.Callback):
-    """Adds `val_bleu`, corpus BLEU of greedy translations of the validation pairs, to the logs.
+def validation_bleu(config, assets, pairs) -> ValidationBleu:
+    """`val_bleu` of greedy translations of `pairs` by the export's `serving_default` search."""
 
-    The translation function is the export's greedy `serving_default`, built once on the
-    model being trained, so each epoch's score reflects that epoch's weights.
-    """
-
-    def __init__(self, config, assets, pairs):
-        super().__init__()
-        self.config = config
-        self.assets = assets
-        self.sources = [source for source, _ in pairs]
-        self.references = canonical_targets(assets.tokenizers()[1], pairs)
-
-    def on_train_begin(self, logs=None):
-        translator = model.Translator(
-            self.model, self.config.decoding, self.config.model.max_target_length
+    def make_function(trained_model):
+        translate = serving.translation_function(
+            trained_model, *assets.tokenizers(), config, beam_width=1
         )
-        self.translate = serving.translation_function(
-            translator, *self.assets.tokenizers(), self.config, beam_width=1
-        )
+        return lambda sources: translate(sources)["translation"]
 
-    def on_epoch_end(self, epoch, logs=None):
-        translations, _, _ = translate_all(self.translate, self.sources)
-        logs["val_bleu"] = corpus_bleu(self.references, translations)
+    references = canonical_targets(assets.tokenizers()[1], pairs)
+    return ValidationBleu(
+        make_function, [source for source, _ in pairs], [[reference] for reference in references]
+    )
 
 
 def plot_attention(rows: list[dict[str, Any]], output: Path) -> None:
@@ -116,12 +96,9 @@ def run_translate(app: TranslationApp, args) -> None:
     if not sentences:
         raise UserError("translate needs SENTENCE arguments")
     beam_width = args.beam_width or 1
-    translator = model.Translator(
-        trained_model, trained_config.decoding, trained_config.model.max_target_length
-    )
     source_tokenizer, target_tokenizer = assets.tokenizers()
     function = serving.translation_function(
-        translator, source_tokenizer, target_tokenizer, trained_config, beam_width
+        trained_model, source_tokenizer, target_tokenizer, trained_config, beam_width
     )
     translations, scores, _ = translate_all(function, sentences)
     rows = [
@@ -138,7 +115,7 @@ def run_translate(app: TranslationApp, args) -> None:
         target_in = tf.concat(
             [tf.fill([output_ids.nrows(), 1], START_ID), output_ids], axis=1
         ).to_tensor()
-        weights = translator.attention_weights(source_ids, target_in).numpy()
+        weights = trained_model.attention_weights(source_ids, target_in).numpy()
         plot_rows = []
         for index, row in enumerate(rows):
             source_row = [i for i in source_ids[index].numpy().tolist() if i != PAD_ID]
@@ -172,7 +149,7 @@ class TranslationApp(App):
         )
 
     def validation_callbacks(self, config, datasets):
-        return [ValidationBleu(config, datasets.assets, datasets.pairs.validation)]
+        return [validation_bleu(config, datasets.assets, datasets.pairs.validation)]
 
     def evaluate(self, trained_model, config, datasets, workdir: Path) -> dict[str, Any]:
         """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
@@ -196,13 +173,13 @@ class TranslationApp(App):
                 endpoints.functions["serving_default"]
                 if width == greedy_config_width
                 else serving.translation_function(
-                    model.Translator(trained_model, config.decoding,
-                                     config.model.max_target_length),
-                    *datasets.assets.tokenizers(), config, width,
+                    trained_model, *datasets.assets.tokenizers(), config, width
                 )
-            )  # fmt: skip
+            )
             translations, _, seconds = translate_all(function, sources)
-            metrics[f"bleu_{search_name}"] = corpus_bleu(references, translations)
+            metrics[f"bleu_{search_name}"] = corpus_bleu(
+                [[reference] for reference in references], translations
+            )
             metrics[f"exact_match_{search_name}"] = float(
                 np.mean([hypothesis == reference
                          for hypothesis, reference in zip(translations, references, strict=True)])

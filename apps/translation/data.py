@@ -6,6 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import tensorflow as tf
+
 from apps.core.app import Assets, Datasets
 from apps.translation.config import TranslationConfig
 from pipelines import translation
@@ -64,12 +66,19 @@ def read_pairs(config: TranslationConfig) -> SentencePairs:
     return pairs.reversed() if data.reverse else pairs
 
 
+def with_padding_weights(inputs, target_out):
+    """Adds the sample weights of the weighted metrics: 1.0 on target tokens, 0.0 on padding."""
+    return inputs, target_out, tf.cast(tf.not_equal(target_out, translation.PAD_ID), tf.float32)
+
+
 def load_data(
     config: TranslationConfig,
     assets: TranslationAssets | None = None,
     whole_as_test: bool = False,
 ) -> TranslationDatasets:
     """Batched teacher-forcing datasets; the vocabularies are learned on the training split.
+
+    Each batch is `(inputs, target_out, sample_weight)` (`with_padding_weights`).
 
     `summary` counts the pairs read, skipped (an empty side), duplicated (a source seen
     before) and dropped (longer than the maximum lengths) for the CLI to print.
@@ -103,7 +112,7 @@ def load_data(
         datasets[name] = translation.make_batches(
             source_ids, target_ids, config.training.batch_size,
             shuffle_seed=config.training.seed if name == "train" else None,
-        )  # fmt: skip
+        ).map(with_padding_weights)  # fmt: skip
     summary = {
         "source": pairs.source,
         "pairs": len(pairs.sources),

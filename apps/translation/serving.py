@@ -9,14 +9,14 @@ call. An empty source gives an empty translation with score 0; a long source is 
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from apps.core.app import Endpoints
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
-from apps.translation.model import Translator
+from apps.translation.model import TranslationModel
+from layers.generation import BeamSearch, Generator, GreedySearch
 from pipelines.translation import SentenceTokenizer, add_start_end
 
 
@@ -26,19 +26,36 @@ def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int
     return add_start_end(tokens).to_tensor()
 
 
+def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
+    """The model's generator with the configured output limits."""
+    decoding = config.decoding
+    return model.generator(
+        config.model.max_target_length, decoding.max_length_ratio, decoding.max_length_offset
+    )
+
+
 def translation_function(
-    translator: Translator,
+    model: TranslationModel,
     source_tokenizer: SentenceTokenizer,
     target_tokenizer: SentenceTokenizer,
     config: TranslationConfig,
     beam_width: int,
 ):
-    """A `tf.function` from a batch of source strings to translations and scores."""
+    """A `tf.function` from a batch of source strings to translations and scores.
+
+    `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`.
+    """
+    search = (
+        GreedySearch()
+        if beam_width == 1
+        else BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
+    )
+    model_generator = generator(model, config)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
     def translate(source):
         ids = source_ids(source_tokenizer, source, config.model.max_source_length)
-        tokens, scores = translator.translate(ids, beam_width=beam_width)
+        tokens, scores = model_generator.generate(ids, search)
         translations = target_tokenizer.detokenize(tokens)
         empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
         return {
@@ -50,19 +67,18 @@ def translation_function(
 
 
 def endpoints(
-    model: keras.Model, config: TranslationConfig, assets: TranslationAssets
+    model: TranslationModel, config: TranslationConfig, assets: TranslationAssets
 ) -> Endpoints:
     source_tokenizer, target_tokenizer = assets.tokenizers()
-    translator = Translator(model, config.decoding, config.model.max_target_length)
     decoding = config.decoding
     functions = {
         "serving_default": translation_function(
-            translator, source_tokenizer, target_tokenizer, config, decoding.serving_beam_width
+            model, source_tokenizer, target_tokenizer, config, decoding.serving_beam_width
         )
     }
     if decoding.beam_width > 1 and decoding.beam_width != decoding.serving_beam_width:
         functions["beam_search"] = translation_function(
-            translator, source_tokenizer, target_tokenizer, config, decoding.beam_width
+            model, source_tokenizer, target_tokenizer, config, decoding.beam_width
         )
     return Endpoints(functions=functions, resources=[source_tokenizer, target_tokenizer])
 

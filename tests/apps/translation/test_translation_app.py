@@ -154,8 +154,9 @@ def test_empty_pairs_are_skipped_and_counted(tmp_path):
     datasets = APP.load_data(config)
     assert datasets.summary["skipped_empty"] == 2
     assert datasets.summary["pairs"] == 64
-    inputs, targets = next(iter(datasets.train))
+    inputs, targets, weights = next(iter(datasets.train))
     assert set(inputs) == {"source", "target_in"}
+    np.testing.assert_array_equal(weights.numpy(), (targets.numpy() != 0).astype("float32"))
 
 
 @pytest.mark.parametrize(
