@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.translation import APP, canonical_targets, corpus_bleu
+from apps.core.metrics import corpus_bleu
+from apps.translation import APP, canonical_targets
 from apps.translation import data as data_lib
 
 
@@ -67,7 +68,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def target_tokens(dataset) -> int:
-    return int(sum(np.count_nonzero(targets) for _, targets in dataset))
+    return int(sum(np.count_nonzero(targets) for _, targets, *_ in dataset))
 
 
 def training_figures(config, budget, train, model, preprocessing_seconds: float) -> dict:
@@ -146,7 +147,7 @@ def run_reference(args) -> dict:
                  f"vocabulary={args.vocabulary_size}",
         "split": {name: len(getattr(splits, name)) for name in ("train", "validation", "test")},
         **training_figures(config, budget, train, model, preprocessing_seconds),
-        "bleu_greedy": corpus_bleu(references, translations),
+        "bleu_greedy": corpus_bleu([[text] for text in references], translations),
         "sentences_per_second_greedy": len(sources) / decode_seconds,
         "test_source_unknown_rate": float(np.mean(source_ids.flat_values.numpy() == 1)),
         "outputs_with_unknown": float(np.mean(["[UNK]" in text for text in translations])),

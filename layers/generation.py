@@ -133,8 +133,8 @@ class Generator:
         pad_token_id: the token written after the end of a sequence.
         suppressed_token_ids: tokens never generated (e.g. padding and the start token).
         max_length: the most tokens a sequence may produce, end token included.
-        length_ratio: scale the encoding's `lengths` into per-row maxima; `None`: every row
-            gets `max_length`.
+        length_ratio: scale the encoding's `lengths` into per-row maxima (0: every row gets
+            `length_offset`); `None`: every row gets `max_length`.
         length_offset: added to the scaled lengths.
 
     Call arguments (`generate`):
@@ -181,9 +181,9 @@ class Generator:
         length_offset=0,
     ):
         check_positive_integers(max_length=max_length)
-        if length_ratio is not None and not (length_ratio > 0 and math.isfinite(length_ratio)):
+        if length_ratio is not None and not (length_ratio >= 0 and math.isfinite(length_ratio)):
             raise ValueError(
-                f"`length_ratio` must be a positive number or None. "
+                f"`length_ratio` must be a non-negative number or None. "
                 f"Received: length_ratio={length_ratio!r}"
             )
         self.encode = encode
