@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# BLEU ------------------------------------------------------------------------------------
+# BLEU
 
 
 def corpus_bleu(references: list[list[str]], hypotheses: list[str]) -> float:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from apps.core.generation import ValidationBleu, generate_all
 from apps.core.metrics import corpus_bleu
 
-# BLEU --------------------------------------------------------------------------------------
+# BLEU
 
 
 def test_a_perfect_translation_scores_100_and_no_overlap_0():
