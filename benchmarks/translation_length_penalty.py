@@ -16,15 +16,11 @@ import json
 from pathlib import Path
 
 from apps.core import training
-from apps.translation import (
-    APP,
-    canonical_targets,
-    corpus_bleu,
-    data,
-    model,
-    serving,
-    translate_all,
-)
+from apps.core.metrics import corpus_bleu
+from apps.translation import data, serving
+from apps.translation.app import APP
+from apps.translation.evaluation import canonical_targets
+from apps.translation.serving import translate_all
 
 
 def main() -> None:
@@ -41,12 +37,11 @@ def main() -> None:
     for split_name in ["validation", "test"]:
         pairs = getattr(splits, split_name)
         sources = [source for source, _ in pairs]
-        references = canonical_targets(target_tokenizer, pairs)
+        references = [[text] for text in canonical_targets(target_tokenizer, pairs)]
         for width, penalty in searches:
             config.decoding.length_penalty = penalty
-            translator = model.Translator(trained, config.decoding, config.model.max_target_length)
             function = serving.translation_function(
-                translator, source_tokenizer, target_tokenizer, config, width
+                trained, source_tokenizer, target_tokenizer, config, width
             )
             translations, _, _ = translate_all(function, sources)
             words = sum(len(text.split()) for text in translations) / len(translations)

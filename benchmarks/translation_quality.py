@@ -7,7 +7,8 @@ validation loss are scored on the test split with corpus BLEU (`keras_hub.metric
 13a tokenization) against the same references (lower-cased, NFC, as the app's tokenizer
 normalizes them):
 
-- `app`: `APP.load_data` / `APP.build_model` / `APP.evaluate` (greedy and beam search).
+- `app`: `APP.data.load_data` / `APP.model.build_model` / `APP.evaluation.evaluate` (greedy
+  and beam search).
 - `reference`: `benchmarks/translation_reference.py`, after the TensorFlow tutorial.
 
     python benchmarks/translation_quality.py app --minutes 15 --output app.json
@@ -30,8 +31,10 @@ import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import training
-from apps.translation import APP, canonical_targets, corpus_bleu
+from apps.core.metrics import corpus_bleu
 from apps.translation import data as data_lib
+from apps.translation.app import APP
+from apps.translation.evaluation import canonical_targets
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -92,9 +95,9 @@ def run_app(args) -> dict:
     config_lib.apply_overrides(config, args.overrides)
     keras.utils.set_random_seed(config.training.seed)
     started = time.perf_counter()
-    datasets = APP.load_data(config)
+    datasets = APP.data.load_data(config)
     preprocessing_seconds = time.perf_counter() - started
-    model = APP.build_model(config, datasets.assets)
+    model = APP.model.build_model(config, datasets.assets)
     budget = TimeBudget(args.minutes * 60)
     model.fit(datasets.train, validation_data=datasets.validation, epochs=1000,
               callbacks=[budget], verbose=2)  # fmt: skip
@@ -103,7 +106,7 @@ def run_app(args) -> dict:
     model.save(workdir / training.MODEL_FILE)
     config_lib.save(config, workdir / training.CONFIG_FILE)
     datasets.assets.save(workdir / training.ASSETS_DIR)
-    metrics = APP.evaluate(model, config, datasets, workdir)
+    metrics = APP.evaluation.evaluate(model, config, datasets, workdir)
     return {
         "model": f"app preset {args.preset} {' '.join(args.overrides)}".strip(),
         "data": datasets.summary,
@@ -146,7 +149,7 @@ def run_reference(args) -> dict:
                  f"vocabulary={args.vocabulary_size}",
         "split": {name: len(getattr(splits, name)) for name in ("train", "validation", "test")},
         **training_figures(config, budget, train, model, preprocessing_seconds),
-        "bleu_greedy": corpus_bleu(references, translations),
+        "bleu_greedy": corpus_bleu([[text] for text in references], translations),
         "sentences_per_second_greedy": len(sources) / decode_seconds,
         "test_source_unknown_rate": float(np.mean(source_ids.flat_values.numpy() == 1)),
         "outputs_with_unknown": float(np.mean(["[UNK]" in text for text in translations])),

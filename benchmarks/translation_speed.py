@@ -33,8 +33,8 @@ import tensorflow as tf
 import translation_reference as reference
 
 from apps.core import export, training
-from apps.translation import APP
 from apps.translation import data as data_lib
+from apps.translation.app import APP
 from pipelines.tokenizers import END_ID
 
 IMPOSSIBLE_LOGIT = -1e4
@@ -79,9 +79,9 @@ TIMER = textwrap.dedent(
 
 def reference_at_app_size(model: keras.Model, pairs, steps: int) -> reference.Translator:
     """The reference with the app's target vocabulary size, embedding and decoder widths."""
-    target_embedding = model.get_layer("target_embedding")
+    target_embedding = model.target_embedding
     translator = reference.Translator.from_pairs(
-        pairs, units=model.get_layer("decoder").units,
+        pairs, units=model.decoder.units,
         vocabulary_size=target_embedding.input_dim,
         embedding_dim=target_embedding.output_dim, max_output_tokens=steps,
     )  # fmt: skip
@@ -124,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
         trained_path = export.export(APP, model, config, assets, root / "trained")
-        forbid_end_token(model.get_layer("logits").bias, END_ID)
+        forbid_end_token(model.logits.bias, END_ID)
         config.decoding.max_length_ratio = 0.0
         config.decoding.max_length_offset = args.steps
         fixed_path = export.export(APP, model, config, assets, root / "fixed")

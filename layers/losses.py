@@ -1,4 +1,4 @@
-"""Losses and metrics for probabilistic (quantile) outputs."""
+"""Losses and metrics: quantile (pinball) outputs and padded token sequences."""
 
 import keras
 from keras import ops
@@ -98,3 +98,70 @@ class MedianAbsoluteError(keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"quantiles": self.quantiles, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class MaskedSequenceCrossentropy(keras.losses.Loss):
+    """Cross-entropy over the non-padding tokens of a batch of sequences, from logits.
+
+    With label smoothing `s` over a vocabulary of `V` tokens the target distribution is
+    `(1 - s) * one_hot + s / V`. The loss is the mean over the batch's non-padding target
+    tokens (every token counts the same, whatever its sequence's length), computed in float32.
+    Masking: target tokens equal to `pad_id` do not count; a batch of padding only gives 0.
+
+    Args:
+        pad_id: the padding token of the targets.
+        label_smoothing: mass spread uniformly over the vocabulary, in [0, 1).
+        **kwargs: standard `keras.losses.Loss` arguments (`name`, `dtype`); the reduction is
+            fixed (the mean over tokens).
+
+    Call arguments:
+        y_true: int targets `(batch, time)`.
+        y_pred: logits `(batch, time, vocabulary)`.
+
+    Returns:
+        The scalar mean token loss.
+
+    Example:
+
+    ```python
+    loss = MaskedSequenceCrossentropy(pad_id=0)
+    loss(ops.convert_to_tensor([[1, 0]]), ops.zeros((1, 2, 4)))  # log(4), the padding ignored
+    ```
+
+    References:
+        - Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", 2016
+          (label smoothing).
+    """
+
+    def __init__(
+        self, pad_id=0, label_smoothing=0.0, name="masked_sequence_crossentropy", **kwargs
+    ):
+        super().__init__(name=name, reduction="sum", **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                f"`label_smoothing` must be in [0, 1). "
+                f"Received: label_smoothing={label_smoothing!r}"
+            )
+        self.pad_id = pad_id
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
+        log_probabilities = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        vocabulary_size = ops.shape(y_pred)[-1]
+        targets = ops.one_hot(y_true, vocabulary_size)
+        if self.label_smoothing:
+            targets = targets * (1.0 - self.label_smoothing) + (
+                self.label_smoothing / ops.cast(vocabulary_size, "float32")
+            )
+        token_losses = -ops.sum(targets * log_probabilities, axis=-1)
+        # Each token's share of the batch mean, so the "sum" reduction gives the mean.
+        return token_losses * mask / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        config.update({"pad_id": self.pad_id, "label_smoothing": self.label_smoothing})
+        return config

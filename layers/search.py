@@ -14,17 +14,29 @@ tokens, state and context rows gathered): a batch whose outputs end early no lon
 for its longest output on every row. So `step_function` must treat rows independently
 (any batch-major decoder does) and accept any number of rows.
 
+Sampling draws each token from the model's distribution, sharpened or flattened by a
+temperature and optionally cut to the `top_k` most probable tokens and to the smallest set
+whose probability reaches `top_p` (nucleus sampling). It is stateless: one uniform number per
+row and step is drawn up front by `keras.random.uniform` with the given integer seed, and a
+token is picked by inverting the cumulative distribution of the kept tokens. So the same
+seed and inputs give the same output in every call (an export holds the seed), and a row's
+draws do not depend on which other rows are still unfinished.
+
 Beam search ranks hypotheses by their log-probability divided by the GNMT length penalty
 `((5 + length) / 6) ** length_penalty` (`length_penalty=0` ranks by raw log-probability),
 so with `beam_width=1` it returns exactly what greedy search returns.
 
-keras_hub's `GreedySampler`/`BeamSampler` were the first choice; they are not used because
-they return no sequence score for greedy decoding, have no length penalty and no
-per-sequence maximum length.
+keras_hub's samplers were the first choice; they are not used because they decode into a
+fixed-length prompt buffer with one maximum length for the whole batch (no per-sequence
+maximum), return no sequence score for greedy decoding and sampling, have no length
+penalty, and `TopKSampler`/`TopPSampler` draw from a `keras.random.SeedGenerator`, a variable
+whose state each call advances, where an export wants a seeded, stateless draw.
 
 References:
     - Wu et al., "Google's Neural Machine Translation System", 2016 (length penalty).
     - Graves, "Sequence Transduction with Recurrent Neural Networks", 2012 (beam search).
+    - Holtzman et al., "The Curious Case of Neural Text Degeneration", 2020 (top-p).
+    - Fan et al., "Hierarchical Neural Story Generation", 2018 (top-k).
 """
 
 import keras
@@ -33,6 +45,11 @@ from keras import ops
 from layers.arguments import check_positive_integers
 
 NEGATIVE_INFINITY = -1e9
+
+
+def _map_tensors(function, *structures):
+    """Applies `function` to every tensor of nested structures, keeping `None` entries."""
+    return keras.tree.map_structure(function, *structures, none_is_leaf=False)
 
 
 def _write_column(buffer, index, values):
@@ -82,8 +99,8 @@ def _step_unfinished(step_function, select, tokens, state, context, finished):
 
         logits, new_state = step_function(
             gather(tokens),
-            keras.tree.map_structure(gather, state),
-            keras.tree.map_structure(gather, context),
+            _map_tensors(gather, state),
+            _map_tensors(gather, context),
         )
         # Each row's place among the unfinished rows (finished rows: the one before).
         places = ops.maximum(ops.cumsum(ops.cast(unfinished, "int32")) - 1, 0)
@@ -96,8 +113,8 @@ def _step_unfinished(step_function, select, tokens, state, context, finished):
             keep = ops.reshape(unfinished, (-1,) + (1,) * (len(old.shape) - 1))
             return ops.where(keep, spread(new), old)
 
-        selected = keras.tree.map_structure(spread, select(logits))
-        return selected, keras.tree.map_structure(keep_finished, new_state, state)
+        selected = _map_tensors(spread, select(logits))
+        return selected, _map_tensors(keep_finished, new_state, state)
 
     return ops.cond(ops.all(unfinished), all_rows, unfinished_rows)
 
@@ -134,6 +151,22 @@ def greedy_search(
                                    maximum_lengths=ops.full((batch,), 20, "int32"))
     ```
     """
+    return _decode_one_path(
+        lambda index, tokens, state, context: step_function(tokens, state, context),
+        lambda logits: _best_log_probabilities(logits, 1),
+        state, context, start_tokens, end_token_id, maximum_lengths, pad_token_id,
+    )  # fmt: skip
+
+
+def _decode_one_path(
+    step_function, select, state, context, start_tokens, end_token_id, maximum_lengths,
+    pad_token_id,
+):  # fmt: skip
+    """The loop of greedy search and sampling: one hypothesis per sequence.
+
+    `step_function(index, tokens, state, context)` also receives the step's index, and
+    `select` maps its first output to `(log_probabilities, tokens)`, each `(rows, 1)`.
+    """
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
     batch_size = ops.shape(start_tokens)[0]
@@ -147,7 +180,7 @@ def greedy_search(
 
     def body(index, previous_tokens, state, tokens, scores, finished):
         (next_scores, next_tokens), state = _step_unfinished(
-            step_function, lambda logits: _best_log_probabilities(logits, 1),
+            lambda *arguments: step_function(index, *arguments), select,
             previous_tokens, state, context, finished,
         )  # fmt: skip
         next_scores, next_tokens = next_scores[:, 0], next_tokens[:, 0]
@@ -220,8 +253,8 @@ def beam_search(
     def tile(tensor):
         return ops.repeat(tensor, beam_width, axis=0)  # (batch * beam, ...)
 
-    state = keras.tree.map_structure(tile, state)
-    context = keras.tree.map_structure(tile, context)
+    state = _map_tensors(tile, state)
+    context = _map_tensors(tile, context)
     beam_maximum_lengths = ops.reshape(tile(maximum_lengths), (batch_size, beam_width))
     tokens = ops.full((flat_size, total_length), pad_token_id, dtype="int32")
     # Only the first beam is alive at the start, so the first step does not pick duplicates.
@@ -300,9 +333,7 @@ def beam_search(
         lengths = ops.take_along_axis(candidate_lengths, source_beams, axis=1)
         was_finished = ops.take_along_axis(finished, source_beams, axis=1)
         flat_sources = ops.reshape(source_beams + beam_offsets, (flat_size,))
-        state = keras.tree.map_structure(
-            lambda tensor: ops.take(tensor, flat_sources, axis=0), state
-        )
+        state = _map_tensors(lambda tensor: ops.take(tensor, flat_sources, axis=0), state)
         next_tokens = ops.where(was_finished, pad_token_id, next_tokens)
         flat_next_tokens = ops.reshape(next_tokens, (flat_size,))
         tokens = _write_column(ops.take(tokens, flat_sources, axis=0), index, flat_next_tokens)
@@ -331,3 +362,91 @@ def beam_search(
     best_flat = best_beams + beam_offsets[:, 0]
     best_scores = ops.take_along_axis(scores, best_beams[:, None], axis=1)[:, 0]
     return ops.take(tokens, best_flat, axis=0), best_scores
+
+
+def _sample_tokens(logits, uniforms, temperature, top_k, top_p):
+    """Samples one token per row of `logits` by inverting the filtered cumulative distribution.
+
+    `uniforms` `(rows,)` are the rows' draws in [0, 1). Returns the model's log-probabilities
+    of the sampled tokens (without temperature and filtering) float32 `(rows, 1)` and the
+    tokens int32 `(rows, 1)`, the layout of `_best_log_probabilities`.
+    """
+    logits = ops.cast(logits, "float32")
+    vocabulary_size = logits.shape[-1]
+    count = vocabulary_size if top_k is None else min(top_k, vocabulary_size)
+    sorted_logits, sorted_tokens = ops.top_k(logits / temperature, k=count)
+    probabilities = ops.softmax(sorted_logits, axis=-1)
+    if top_p < 1.0:
+        mass_before = ops.cumsum(probabilities, axis=-1) - probabilities
+        probabilities = ops.where(mass_before < top_p, probabilities, 0.0)
+    cumulative = ops.cumsum(probabilities, axis=-1)
+    thresholds = uniforms[:, None] * cumulative[:, -1:]  # (rows, 1)
+    kept = ops.sum(ops.cast(probabilities > 0.0, "int32"), axis=-1, keepdims=True)
+    places = ops.sum(ops.cast(cumulative <= thresholds, "int32"), axis=-1, keepdims=True)
+    places = ops.minimum(places, kept - 1)
+    tokens = ops.cast(ops.take_along_axis(sorted_tokens, places, axis=1), "int32")
+    log_probabilities = ops.log_softmax(logits, axis=-1)
+    return ops.take_along_axis(log_probabilities, tokens, axis=1), tokens
+
+
+def sample_search(
+    step_function,
+    state,
+    context,
+    start_tokens,
+    end_token_id,
+    maximum_lengths,
+    seed,
+    temperature=1.0,
+    top_k=None,
+    top_p=1.0,
+    pad_token_id=0,
+):
+    """Decodes by sampling every token from the model's (temperature-scaled, cut) distribution.
+
+    Args:
+        step_function, state, context, start_tokens, end_token_id, maximum_lengths,
+        pad_token_id: as in `greedy_search`.
+        seed: integer seed of the draws; the same seed and inputs give the same output.
+        temperature: the logits are divided by it before sampling, > 0; values near 0 give
+            greedy search, 1 the model's distribution, larger values flatter ones.
+        top_k: sample among the `top_k` most probable tokens only (`None`: all).
+        top_p: sample among the smallest set of most probable tokens whose probability reaches
+            `top_p`, in (0, 1] (1: no cut). Applied after `top_k`.
+
+    Returns:
+        `(tokens, scores)` as in `greedy_search`; `scores` are the model's log-probabilities
+        of the sampled tokens, before temperature and cuts.
+
+    Example:
+
+    ```python
+    tokens, scores = sample_search(step, state, context, start_tokens, end_token_id=3,
+                                   maximum_lengths=lengths, seed=7, temperature=0.8, top_p=0.9)
+    ```
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
+    if not temperature > 0.0:
+        raise ValueError(f"`temperature` must be positive. Received: temperature={temperature!r}")
+    if top_k is not None:
+        check_positive_integers(top_k=top_k)
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p!r}")
+    batch_size = ops.shape(start_tokens)[0]
+    total_length = ops.max(ops.cast(maximum_lengths, "int32"), initial=1)
+    uniforms = keras.random.uniform((batch_size, total_length), seed=seed)
+
+    def sampling_step(index, tokens, state, context):
+        context, row_uniforms = context
+        logits, new_state = step_function(tokens, state, context)
+        return (logits, ops.take(row_uniforms, index, axis=1)), new_state
+
+    def select(outputs):
+        logits, step_uniforms = outputs
+        return _sample_tokens(logits, step_uniforms, temperature, top_k, top_p)
+
+    return _decode_one_path(
+        sampling_step, select, state, (context, uniforms), start_tokens, end_token_id,
+        maximum_lengths, pad_token_id,
+    )  # fmt: skip

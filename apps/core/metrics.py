@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import sklearn.metrics
+import tensorflow as tf
 
 # Classification
 
@@ -35,3 +36,42 @@ def classification_metrics(
             true_ids, predicted_ids, labels=labels
         ).tolist(),
     }
+
+
+# BLEU
+
+
+def corpus_bleu(references: list[list[str]], hypotheses: list[str]) -> float:
+    """Corpus BLEU (0-100) of `hypotheses` against several references each.
+
+    `references[i]` lists the reference texts of `hypotheses[i]` (one or more, e.g. the 3-5
+    captions of an image). Computed by `keras_hub.metrics.Bleu`: sacreBLEU's 13a tokenization,
+    n-grams up to 4, no smoothing. An n-gram's count is clipped by its largest count in any one
+    reference, and the brevity penalty compares with each hypothesis's shortest reference (the
+    tensorflow/nmt convention; sacreBLEU takes the closest), so more references never lower
+    the score.
+
+    Example:
+
+    ```python
+    corpus_bleu([["the cat sat on the mat", "a cat sat on the mat"]], ["a cat sat on the mat"])
+    # 100.0
+    ```
+
+    References:
+        - Papineni et al., "BLEU: a Method for Automatic Evaluation of Machine Translation",
+          2002.
+        - Post, "A Call for Clarity in Reporting BLEU Scores", 2018 (sacreBLEU).
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(
+            f"`references` and `hypotheses` must have the same length. Received: "
+            f"{len(references)} reference lists and {len(hypotheses)} hypotheses"
+        )
+    if any(isinstance(texts, str) or not texts for texts in references):
+        raise ValueError("`references` must hold a non-empty list of texts per hypothesis")
+    import keras_hub  # only BLEU needs it, and it takes seconds to import
+
+    bleu = keras_hub.metrics.Bleu()
+    bleu.update_state(tf.ragged.constant([list(texts) for texts in references]), hypotheses)
+    return 100.0 * float(bleu.result())

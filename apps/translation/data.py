@@ -66,6 +66,9 @@ class TranslationAssets(Assets):
         )
 
 
+ASSETS_CLASS = TranslationAssets
+
+
 def read_pairs(config: TranslationConfig) -> SentencePairs:
     """The sentence pairs named by `config.data.source`, in the configured direction."""
     data = config.data
@@ -84,6 +87,9 @@ def load_data(
     whole_as_test: bool = False,
 ) -> TranslationDatasets:
     """Batched teacher-forcing datasets; the vocabularies are learned on the training split.
+
+    Each batch is `(inputs, target_out, sample_weight)`, the weight 0.0 on padding (for the
+    weighted token accuracy).
 
     `summary` counts the pairs read, skipped (an empty side), duplicated (a source seen
     before) and dropped (longer than the maximum lengths) for the CLI to print.

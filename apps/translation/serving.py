@@ -9,14 +9,19 @@ call. An empty source gives an empty translation with score 0; a long source is 
 
 from __future__ import annotations
 
-import keras
+import time
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import Endpoints
+from apps.core.app import Endpoints, Request
+from apps.core.output import write_json_lines
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
-from apps.translation.model import Translator
+from apps.translation.model import TranslationModel
+from layers.generation import BeamSearch, Generator, GreedySearch
 from pipelines.sequences import add_start_end
 from pipelines.tokenizers import SentenceTokenizer
 
@@ -27,19 +32,36 @@ def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int
     return add_start_end(tokens).to_tensor()
 
 
+def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
+    """The model's generator with the configured output limits."""
+    decoding = config.decoding
+    return model.generator(
+        config.model.max_target_length, decoding.max_length_ratio, decoding.max_length_offset
+    )
+
+
 def translation_function(
-    translator: Translator,
+    model: TranslationModel,
     source_tokenizer: SentenceTokenizer,
     target_tokenizer: SentenceTokenizer,
     config: TranslationConfig,
     beam_width: int,
 ):
-    """A `tf.function` from a batch of source strings to translations and scores."""
+    """A `tf.function` from a batch of source strings to translations and scores.
+
+    `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`.
+    """
+    search = (
+        GreedySearch()
+        if beam_width == 1
+        else BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
+    )
+    model_generator = generator(model, config)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
     def translate(source):
         ids = source_ids(source_tokenizer, source, config.model.max_source_length)
-        tokens, scores = translator.translate(ids, beam_width=beam_width)
+        tokens, scores = model_generator.generate(ids, search)
         translations = target_tokenizer.detokenize(tokens)
         empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
         return {
@@ -51,23 +73,63 @@ def translation_function(
 
 
 def endpoints(
-    model: keras.Model, config: TranslationConfig, assets: TranslationAssets
+    model: TranslationModel, config: TranslationConfig, assets: TranslationAssets
 ) -> Endpoints:
     source_tokenizer, target_tokenizer = assets.tokenizers()
-    translator = Translator(model, config.decoding, config.model.max_target_length)
     decoding = config.decoding
     functions = {
         "serving_default": translation_function(
-            translator, source_tokenizer, target_tokenizer, config, decoding.serving_beam_width
+            model, source_tokenizer, target_tokenizer, config, decoding.serving_beam_width
         )
     }
     if decoding.beam_width > 1 and decoding.beam_width != decoding.serving_beam_width:
         functions["beam_search"] = translation_function(
-            translator, source_tokenizer, target_tokenizer, config, decoding.beam_width
+            model, source_tokenizer, target_tokenizer, config, decoding.beam_width
         )
     return Endpoints(functions=functions, resources=[source_tokenizer, target_tokenizer])
 
 
-def example_request() -> dict[str, np.ndarray]:
+def example_request(config: TranslationConfig) -> dict[str, np.ndarray]:
     sources = ["Wir müssen miteinander reden.", "Das Wetter ist heute schön.", ""]
     return {"source": np.array(sources, dtype=object)}
+
+
+def read_inputs(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> Request:
+    """Sentences from the command line, then one per line of `input_file`."""
+    sources = list(inputs)
+    if input_file is not None:
+        sources += input_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return Request({"source": np.array(sources, dtype=object)})
+
+
+def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": source,
+            "translation": translation,
+            "score": float(score),
+        }
+        for source, translation, score in zip(
+            request.inputs["source"], outputs["translation"], outputs["score"], strict=True
+        )
+    ]
+
+
+write_predictions = write_json_lines
+
+
+TRANSLATION_BATCH = 64
+
+
+def translate_all(function, sources: list[str]) -> tuple[list[str], np.ndarray, float]:
+    """Runs a translation function over `sources` in batches; returns texts, scores, seconds."""
+    translations, scores = [], []
+    started = time.perf_counter()
+    for start in range(0, len(sources), TRANSLATION_BATCH):
+        outputs = function(tf.constant(sources[start : start + TRANSLATION_BATCH]))
+        translations += [text.decode("utf-8") for text in outputs["translation"].numpy()]
+        scores.append(outputs["score"].numpy())
+    seconds = time.perf_counter() - started
+    return translations, np.concatenate(scores) if scores else np.zeros(0), seconds

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers.losses import MedianAbsoluteError, PinballLoss
+from layers.losses import MaskedSequenceCrossentropy, MedianAbsoluteError, PinballLoss
 
 
 def test_pinball_loss_against_hand_computed_values():
@@ -53,3 +53,37 @@ def test_median_absolute_error_scores_the_quantile_nearest_one_half():
     assert float(metric.result()) == pytest.approx((1.0 + 3.0 + 1.0 + 0.0) / 4)
     restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert restored.quantiles == (0.1, 0.45, 0.9) and restored.name == "mae"
+
+
+def test_masked_sequence_crossentropy_averages_the_non_padding_tokens():
+    logits = np.zeros((2, 3, 4), dtype=np.float32)
+    logits[0, 0] = [0.0, np.log(3.0), 0.0, 0.0]  # p(1) = 3 / 6
+    targets = np.array([[1, 2, 0], [3, 0, 0]])
+    # Tokens: -log(1/2), -log(1/4), -log(1/4); the padding counts for nothing.
+    expected = (np.log(2.0) + 2 * np.log(4.0)) / 3
+    loss = MaskedSequenceCrossentropy(pad_id=0)
+    assert float(loss(targets, logits)) == pytest.approx(expected, rel=1e-6)
+    # pad_id=3: the last example's token is padding now, the zeros are targets.
+    others = (np.log(2.0) + 4 * np.log(4.0)) / 5
+    assert float(MaskedSequenceCrossentropy(pad_id=3)(targets, logits)) == pytest.approx(
+        others, rel=1e-6
+    )
+    assert float(loss(np.zeros((1, 2)), np.zeros((1, 2, 4)))) == 0.0
+
+
+def test_label_smoothing_mixes_in_the_uniform_distribution():
+    logits = np.array([[[2.0, 0.0, -1.0]]], dtype=np.float32)
+    log_probabilities = logits[0, 0] - np.log(np.exp(logits[0, 0]).sum())
+    targets = 0.8 * np.eye(3)[1] + 0.2 / 3
+    expected = -(targets * log_probabilities).sum()
+    loss = MaskedSequenceCrossentropy(pad_id=0, label_smoothing=0.2)
+    assert float(loss(np.array([[1]]), logits)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_masked_sequence_crossentropy_serializes_its_arguments():
+    loss = MaskedSequenceCrossentropy(pad_id=5, label_smoothing=0.1)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, MaskedSequenceCrossentropy)
+    assert (restored.pad_id, restored.label_smoothing) == (5, 0.1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        MaskedSequenceCrossentropy(label_smoothing=1.0)

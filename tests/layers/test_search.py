@@ -1,3 +1,4 @@
+import functools
 import itertools
 
 import keras
@@ -6,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from layers.attention_decoder import AttentionDecoder
-from layers.search import beam_search, greedy_search
+from layers.search import beam_search, greedy_search, sample_search
 
 PAD, END, A, B, START = 0, 1, 2, 3, 4
 
@@ -209,3 +210,138 @@ def test_beam_search_stops_once_no_hypothesis_can_catch_up():
     tokens, _ = beam_search(counting_step, {}, {}, start, END, np.array([10]), beam_width=3)
     np.testing.assert_array_equal(tokens[0, :2], [END, PAD])
     assert len(calls) <= 2
+
+
+def test_none_entries_of_the_context_pass_through_gathering_and_beam_tiling():
+    # The rows finish at different steps, so the later steps gather the unfinished rows.
+    step, state, context = tiny_decoder_step()
+
+    def checking_step(tokens, state, context):
+        if context["unused"] is not None or context["mask"] is not None:
+            raise AssertionError("a None entry of the context became a tensor")
+        return step(tokens, state, context)
+
+    maximum_lengths = np.array([7, 2, 3, 5], "int32")
+    start = np.full((BATCH,), 2, "int32")
+    without_mask = dict(context, mask=None, unused=None)
+    all_valid = dict(context, mask=np.ones((BATCH, SOURCE_TIME), bool))
+    for search in (greedy_search, functools.partial(beam_search, beam_width=3)):
+        tokens, scores = search(checking_step, state, without_mask, start, 1, maximum_lengths)
+        expected_tokens, expected_scores = search(step, state, all_valid, start, 1, maximum_lengths)
+        np.testing.assert_array_equal(tokens, expected_tokens)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
+
+def test_sampling_at_a_tiny_temperature_equals_greedy():
+    step, state, context = tiny_decoder_step()
+    maximum_lengths = np.array([7, 6, 3, 5], "int32")
+    start = np.full((BATCH,), 2, "int32")
+    greedy = greedy_search(step, state, context, start, 1, maximum_lengths)
+    for seed in (0, 1):
+        sampled = sample_search(
+            step, state, context, start, 1, maximum_lengths, seed=seed, temperature=1e-4
+        )
+        np.testing.assert_array_equal(sampled[0], greedy[0])
+        np.testing.assert_allclose(sampled[1], greedy[1], rtol=1e-5)
+
+
+def constant_step(probabilities):
+    """A step whose next-token distribution is the same for every row and token."""
+    logits = keras.ops.log(keras.ops.convert_to_tensor(probabilities, "float32"))
+
+    def step(tokens, state, context):
+        return keras.ops.broadcast_to(
+            logits, (keras.ops.shape(tokens)[0], len(probabilities))
+        ), state
+
+    return step
+
+
+def sample_once(probabilities, rows, **sampling):
+    """`rows` single-token draws from `probabilities` (END is never in reach here)."""
+    start = np.full((rows,), START, "int32")
+    tokens, scores = sample_search(
+        constant_step(probabilities), {}, {}, start, -1, np.ones((rows,), "int32"), **sampling
+    )
+    return keras.ops.convert_to_numpy(tokens)[:, 0], keras.ops.convert_to_numpy(scores)
+
+
+def test_sampling_draws_from_the_model_distribution_and_scores_its_log_probability():
+    probabilities = [0.1, 0.2, 0.3, 0.4]
+    tokens, scores = sample_once(probabilities, 4000, seed=0)
+    frequencies = np.bincount(tokens, minlength=4) / 4000
+    np.testing.assert_allclose(frequencies, probabilities, atol=0.025)
+    np.testing.assert_allclose(scores, np.log(np.take(probabilities, tokens)), rtol=1e-5)
+
+
+def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p():
+    probabilities = [0.05, 0.3, 0.5, 0.15]
+    # 0.5 < 0.7 <= 0.5 + 0.3: tokens 2 and 1, renormalized to 0.625 and 0.375.
+    tokens, _ = sample_once(probabilities, 4000, seed=1, top_p=0.7)
+    assert set(tokens) == {1, 2}
+    assert np.mean(tokens == 2) == pytest.approx(0.625, abs=0.025)
+    tokens, _ = sample_once(probabilities, 500, seed=1, top_p=0.45)
+    assert set(tokens) == {2}
+    tokens, _ = sample_once(probabilities, 4000, seed=1, top_p=0.9)
+    assert set(tokens) == {1, 2, 3}
+
+
+def test_top_k_never_emits_a_token_outside_the_k_best():
+    generator = np.random.default_rng(7)
+    for trial in range(5):
+        vocabulary = int(generator.integers(5, 30))
+        k = int(generator.integers(1, vocabulary))
+        table = generator.normal(size=(vocabulary, vocabulary)).astype("float32") * 3.0
+
+        def step(tokens, state, context, table=table):
+            return keras.ops.take(table, tokens, axis=0), state
+
+        start = generator.integers(0, vocabulary, size=64).astype("int32")
+        tokens, _ = sample_search(
+            step, {}, {}, start, -1, np.full((64,), 6, "int32"), seed=trial,
+            temperature=float(generator.uniform(0.5, 3.0)), top_k=k,
+        )  # fmt: skip
+        tokens = keras.ops.convert_to_numpy(tokens)
+        previous = np.concatenate([start[:, None], tokens[:, :-1]], axis=1)
+        allowed = np.argsort(-table, axis=1)[:, :k]  # (vocabulary, k)
+        for row, column in np.ndindex(tokens.shape):
+            assert tokens[row, column] in allowed[previous[row, column]]
+
+
+def test_same_seed_same_sample_different_seed_different_sample():
+    step, state, context = tiny_decoder_step()
+    maximum_lengths = np.full((BATCH,), 7, "int32")
+    start = np.full((BATCH,), 2, "int32")
+
+    def sample(seed):
+        tokens, _ = sample_search(
+            step, state, context, start, 1, maximum_lengths, seed=seed, temperature=2.0
+        )
+        return keras.ops.convert_to_numpy(tokens)
+
+    np.testing.assert_array_equal(sample(3), sample(3))
+    assert not np.array_equal(sample(3), sample(4))
+
+
+def test_sampling_runs_in_a_graph_with_an_unknown_batch_size():
+    step = markov_step(CHAIN)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def sample(maximum_lengths):
+        start = tf.fill(tf.shape(maximum_lengths), START)
+        return sample_search(step, {}, {}, start, END, maximum_lengths, seed=5, top_p=0.9)
+
+    first, second = sample(tf.constant([3, 2, 3], tf.int32)), sample(tf.constant([3, 2, 3]))
+    np.testing.assert_array_equal(first[0], second[0])
+    assert first[0].shape == (3, 3) and np.all(first[0].numpy()[1, 2:] == PAD)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [({"seed": 1.5}, "seed"), ({"seed": 1, "temperature": 0.0}, "temperature"),
+     ({"seed": 1, "top_k": 0}, "top_k"), ({"seed": 1, "top_p": 0.0}, "top_p")],
+)  # fmt: skip
+def test_bad_sampling_arguments_are_named(arguments, name):
+    with pytest.raises(ValueError, match=name):
+        sample_search(markov_step(CHAIN), {}, {}, np.array([START]), END, np.array([2]),
+                      **arguments)  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 from apps.core.search_space import choice
 from apps.forecasting.app import APP as FORECASTING
 from apps.sentiment.app import APP as SENTIMENT
-from apps.translation import APP as TRANSLATION
+from apps.translation.app import APP as TRANSLATION
 
 CASES = [(app, preset) for app in (SENTIMENT, FORECASTING, TRANSLATION) for preset in app.presets]
 

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 from command_lines import command_line
 
-from apps.translation import APP, main
+from apps.translation import main
+from apps.translation.app import APP
 
 WORDS = [
     "alpha",
@@ -151,11 +152,12 @@ def test_empty_pairs_are_skipped_and_counted(tmp_path):
     config = APP.make_config("tiny")
     config.data.source = str(path)
     config.data.source_column, config.data.target_column = "words", "reversed"
-    datasets = APP.load_data(config)
+    datasets = APP.data.load_data(config)
     assert datasets.summary["skipped_empty"] == 2
     assert datasets.summary["pairs"] == 64
     inputs, targets, weights = next(iter(datasets.train))
     assert set(inputs) == {"source", "target_in"}
+    np.testing.assert_array_equal(weights.numpy(), (targets.numpy() != 0).astype("float32"))
 
 
 @pytest.mark.parametrize(

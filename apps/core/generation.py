@@ -1,0 +1,62 @@
+"""Running a model's batched generator over many inputs, and validation BLEU while training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from apps.core.metrics import corpus_bleu
+
+GENERATION_BATCH = 64
+
+
+def generate_all(
+    function: Callable[[tf.Tensor], tf.Tensor], inputs: list, batch_size: int = GENERATION_BATCH
+) -> list[str]:
+    """Runs a batched `tf.string (batch,) -> tf.string (batch,)` function over `inputs`."""
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        texts = function(tf.constant(inputs[start : start + batch_size]))
+        outputs += [text.decode("utf-8") for text in texts.numpy()]
+    return outputs
+
+
+class ValidationBleu(keras.callbacks.Callback):
+    """Adds `val_bleu`, corpus BLEU of the generated texts of the validation inputs, to the logs.
+
+    Args:
+        make_function: `model -> function`, a batched `tf.string (batch,) -> tf.string
+            (batch,)` generator built on the model being trained (e.g. greedy translation or
+            captioning); built once when training begins, so each epoch's score reflects that
+            epoch's weights.
+        inputs: the validation inputs (source sentences, encoded images).
+        references: one list of reference texts per input (`apps.core.metrics.corpus_bleu`).
+        batch_size: inputs per call of the function.
+
+    Example:
+
+    ```python
+    ValidationBleu(lambda model: greedy_text_function(model), sources, [[t] for t in targets])
+    ```
+    """
+
+    def __init__(self, make_function, inputs, references, batch_size=GENERATION_BATCH):
+        super().__init__()
+        if len(inputs) != len(references):
+            raise ValueError(
+                f"`inputs` and `references` must have the same length. Received: "
+                f"{len(inputs)} inputs and {len(references)} reference lists"
+            )
+        self.make_function = make_function
+        self.inputs = list(inputs)
+        self.references = references
+        self.batch_size = batch_size
+
+    def on_train_begin(self, logs=None):
+        self.function = self.make_function(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        texts = generate_all(self.function, self.inputs, self.batch_size)
+        logs["val_bleu"] = corpus_bleu(self.references, texts)
