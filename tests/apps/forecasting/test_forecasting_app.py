@@ -186,7 +186,11 @@ def write(path: Path, text: str) -> Path:
         ("t,y\n1,1\n1,2\n", [], "duplicated"),
         ("t,y\n1,1\n", ["--set", "data.target_columns=z"], "unknown column 'z'"),
         ("t,y\n1,\n", ["--set", "data.missing=fail"], "row 2, column 'y': missing value"),
-        (None, ["--set", "model.model_type=magic"], "model.model_type: unknown type"),
+        (
+            None,
+            ["--set", "model.model_type=magic"],
+            "model.model_type: expected one of direct, autoregressive, encoder-decoder",
+        ),
         (None, ["--data", "no/such.csv"], "no/such.csv"),
     ],
 )
