@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import sklearn.linear_model
 
+from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
 from pipelines import windows
@@ -157,11 +158,6 @@ def plot_forecasts(
     interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Truth over the test part and back-to-back forecasts (step indices `forecast_steps`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figure, axes = plt.subplots(
         len(target_names), 1, figsize=(11, 3.2 * len(target_names)), squeeze=False
     )
@@ -189,11 +185,6 @@ def plot_forecasts(
 
 def plot_step_errors(step_errors: dict[str, list[float]], output: Path) -> None:
     """MAE per horizon step, one line per forecaster."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figure, axis = plt.subplots(figsize=(7, 4))
     for label, errors in step_errors.items():
         axis.plot(np.arange(1, len(errors) + 1), errors, marker="o", label=label)

@@ -15,6 +15,7 @@ from apps.core import training
 from apps.core.errors import UserError
 from apps.core.generation import ValidationBleu
 from apps.core.metrics import corpus_bleu
+from apps.core.plots import plt
 from apps.translation import serving
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets, TranslationDatasets
@@ -109,8 +110,6 @@ def validation_callbacks(
 
 def plot_attention(rows: list[dict[str, Any]], output: Path) -> None:
     """One heatmap per sentence: output tokens (rows) against source tokens (columns)."""
-    from apps.core.plots import plt  # the headless matplotlib backend
-
     figure, axes = plt.subplots(
         1, len(rows), figsize=(max(4.0, 0.5 * max(len(row["source_tokens"]) for row in rows))
                                * len(rows), 5.0), squeeze=False,
