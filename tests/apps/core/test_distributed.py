@@ -28,19 +28,19 @@ FILLER = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really",
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """237 eight-word reviews whose label is carried by one sentiment word among filler.
+    """240 eight-word reviews whose label is carried by one sentiment word among filler.
 
-    One length and 192 training examples (the tiny split of 237) make every training batch of
-    16 full, so two replicas of 8 see exactly what one device sees. (Keras averages the
-    replicas' mean losses, which weighs the examples of an unevenly split last batch
-    differently from one device.)
+    One length, 192 training and 24 validation examples (the tiny split of 240) make every
+    training batch of 16 full and the last validation batch of 8 split evenly, so two replicas
+    of 8 see exactly what one device sees. (Keras averages the replicas' mean losses, which
+    weighs the examples of an unevenly split batch differently from one device.)
     """
     path = tmp_path_factory.mktemp("reviews") / "reviews.csv"
     rng = random.Random(0)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
-        for _ in range(237):
+        for _ in range(240):
             label = rng.choice(["pos", "neg"])
             words = rng.choices(FILLER, k=7)
             words.insert(

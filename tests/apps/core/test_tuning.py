@@ -117,7 +117,7 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(data, tmp_pat
         env=environment,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while not (workdir / "trials" / "trial_1" / "trial.json").is_file():
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "the first trial did not finish in time"
