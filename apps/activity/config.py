@@ -21,7 +21,7 @@ class DataConfig(core_config.DataConfig):
     # moving-digits: clips per split (each split draws from its own fixed digit images), the
     # actions to tell apart (empty: all 8), distractor digits, pixel noise (out of 255), and
     # the shortest clip in frames (0: every clip has `frames` frames; else lengths vary,
-    # padded and masked).
+    # padded and masked). `limit` applies to your own sources only.
     train_clips: int = 4000
     validation_clips: int = 500
     test_clips: int = 1000

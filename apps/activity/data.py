@@ -114,8 +114,11 @@ def clip_settings(data: ActivityDataConfig) -> ClipSettings:
 def moving_digit_splits(data: ActivityDataConfig, whole_as_test: bool) -> SplitClips:
     """Clips drawn from each split's own digit images; split s of seed k uses seed 3k + s."""
     settings = clip_settings(data)
-    counts = {"train": data.train_clips, "validation": data.validation_clips}
-    counts["test"] = data.test_clips
+    counts = {
+        "train": data.train_clips,
+        "validation": data.validation_clips,
+        "test": data.test_clips,
+    }
     splits = {}
     for offset, name in enumerate(SPLITS):
         if whole_as_test and name != "test":

@@ -46,7 +46,7 @@ def frame_cnn(model: ModelConfig, assets: ClipAssets, flatten: bool = True) -> k
             keras.layers.Flatten(name="flatten"),
             keras.layers.Dense(model.frame_features, activation="relu", name="frame_features"),
         ]
-    return keras.Sequential(layers, name="frame_cnn")
+    return keras.Sequential(layers, name="small_cnn")
 
 
 def frame_features(

@@ -22,7 +22,6 @@ gives empty outputs.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,4 +290,4 @@ def run_clips(app: App, args: argparse.Namespace) -> None:
                 for frame in rgb:
                     container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 container.mux(stream.encode())
-        print(path, file=sys.stdout)
+        print(path)
