@@ -344,5 +344,7 @@ def load_trained(app: App, workdir: Path) -> tuple[Any, keras.Model, Any]:
     if not (workdir / MODEL_FILE).is_file():
         raise UserError(f"{workdir} has no trained model ({MODEL_FILE}); run train first")
     config = config_lib.load(app.config_class, config_file)
-    model = keras.saving.load_model(workdir / MODEL_FILE)
+    # The app's model module registers its Keras classes; a fresh `evaluate`, `export` or
+    # `predict` process has not imported it yet.
+    model = keras.saving.load_model(workdir / MODEL_FILE, custom_objects=vars(app.model))
     return config, model, load_assets(app, workdir)

@@ -3,12 +3,17 @@
 import keras_tuner
 import pytest
 
+from apps.captioning.app import APP as CAPTIONING
 from apps.core.search_space import choice
 from apps.forecasting.app import APP as FORECASTING
 from apps.sentiment.app import APP as SENTIMENT
 from apps.translation.app import APP as TRANSLATION
 
-CASES = [(app, preset) for app in (SENTIMENT, FORECASTING, TRANSLATION) for preset in app.presets]
+CASES = [
+    (app, preset)
+    for app in (SENTIMENT, FORECASTING, TRANSLATION, CAPTIONING)
+    for preset in app.presets
+]
 
 
 @pytest.mark.parametrize(("app", "preset"), CASES, ids=[f"{a.name}-{p}" for a, p in CASES])
