@@ -38,7 +38,8 @@ def make_backbone(
     """A headless convolutional model `(batch, height, width, 3)` -> `(batch, h, w, features)`.
 
     `backbone` is a `keras.applications` name (a key of `BACKBONE_NORMALIZATIONS`) or
-    `"small_cnn"`: per entry of `filters`, a 3x3 ReLU convolution and a 2x2 max pooling.
+    `"small_cnn"`: per entry of `filters`, a 3x3 convolution, layer normalization over the
+    channels, ReLU and a 2x2 max pooling.
     `pretrained_weights` is `None` (random), `"imagenet"` (downloaded by Keras) or the path of
     a weights file. The layers take the dtype policy `dtype` (default: the global one).
     """
@@ -58,10 +59,9 @@ def make_backbone(
         blocks = []
         for index, count in enumerate(filters):
             blocks += [
-                keras.layers.Conv2D(
-                    count, 3, padding="same", activation="relu", name=f"conv{index + 1}",
-                    dtype=dtype,
-                ),
+                keras.layers.Conv2D(count, 3, padding="same", name=f"conv{index + 1}", dtype=dtype),
+                keras.layers.LayerNormalization(name=f"norm{index + 1}", dtype=dtype),
+                keras.layers.Activation("relu", name=f"relu{index + 1}", dtype=dtype),
                 keras.layers.MaxPooling2D(2, name=f"pool{index + 1}", dtype=dtype),
             ]  # fmt: skip
         model = keras.Sequential([keras.Input((height, width, 3)), *blocks], name=SMALL_CNN)

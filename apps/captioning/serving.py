@@ -34,18 +34,20 @@ WEBP_RIFF, WEBP_MARK = b"RIFF", b"WEBP"
 
 def check_image_bytes(image_bytes: tf.Tensor) -> tf.Operation:
     """Fails with InvalidArgumentError unless every element starts like an image file."""
-    known = [
-        tf.equal(tf.strings.substr(image_bytes, 0, len(sign)), sign) for sign in IMAGE_SIGNATURES
-    ]
+    heads = tf.strings.substr(image_bytes + b"\0" * 12, 0, 12)  # short bytes padded
+    known = [tf.equal(tf.strings.substr(heads, 0, len(sign)), sign) for sign in IMAGE_SIGNATURES]
     webp = tf.logical_and(
-        tf.equal(tf.strings.substr(image_bytes, 0, 4), WEBP_RIFF),
-        tf.equal(tf.strings.substr(image_bytes, 8, 4), WEBP_MARK),
+        tf.equal(tf.strings.substr(heads, 0, 4), WEBP_RIFF),
+        tf.equal(tf.strings.substr(heads, 8, 4), WEBP_MARK),
     )
     is_image = tf.reduce_any(tf.stack([*known, webp]), axis=0)
-    first_bad = tf.argmin(tf.cast(is_image, tf.int32))
     return tf.debugging.Assert(
         tf.reduce_all(is_image),
-        ["image_bytes: element", first_bad, "is not a JPEG, PNG, GIF, BMP or WebP image"],
+        [
+            "image_bytes: the element at index",
+            tf.argmin(tf.cast(is_image, tf.int32)),
+            "is not a JPEG, PNG, GIF, BMP or WebP image",
+        ],
     )
 
 
