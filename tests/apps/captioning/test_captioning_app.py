@@ -7,6 +7,7 @@ import base64
 import io
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +18,8 @@ from apps.captioning import main
 from apps.captioning.app import APP
 from apps.captioning.data import encoded_features, image_preprocessing
 from apps.captioning.evaluation import caption_metrics
-from apps.captioning.model import build_model, image_encoder
+from apps.captioning.model import UnfreezeBackbone, build_model, image_encoder
+from apps.core.export import export
 from pipelines.sources.shapes import render_shape, write_shapes
 
 
@@ -137,11 +139,46 @@ def test_cached_features_equal_the_models_own(tmp_path):
     uncached = build_model(config, datasets.assets)
     assert not uncached.takes_features
     np.testing.assert_allclose(cached, uncached.image_encoder(images), atol=1e-6)
-    # A training step on cached features leaves the frozen encoder as it was.
+    # A training step on cached features leaves the frozen encoder as it was, and the export
+    # of the model trained on features takes image bytes.
     before = [weight.numpy() for weight in model.image_encoder.weights]
     model.fit(datasets.train.take(1), shuffle=False, verbose=0)
     for weight, value in zip(model.image_encoder.weights, before, strict=True):
         np.testing.assert_array_equal(weight.numpy(), value)
+    path = export(APP, model, config, datasets.assets, tmp_path / "saved_models")
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    answer = signature(image_bytes=tf.constant(datasets.images.test.image_bytes()[:2]))
+    assert answer["caption"].shape == (2,) and answer["score"].shape == (2,)
+
+
+def test_backbone_frozen_for_one_epoch_is_fine_tuned_from_the_second(tmp_path):
+    config = APP.make_config("tiny")
+    config.data.source = str(write_shapes(tmp_path / "shapes", 40, size=32))
+    config.model.backbone_training = "frozen_then_fine_tune"
+    config.model.frozen_epochs = 1
+    datasets = APP.data.load_data(config)
+    assert not datasets.summary["features_cached"]
+    model = build_model(config, datasets.assets)
+    unfreeze = [
+        callback
+        for callback in APP.evaluation.validation_callbacks(config, datasets)
+        if isinstance(callback, UnfreezeBackbone)
+    ]
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([weight.numpy() for weight in model.image_encoder.weights])
+
+    initial = [weight.numpy() for weight in model.image_encoder.weights]
+    model.fit(datasets.train, epochs=2, callbacks=[*unfreeze, Snapshot()], shuffle=False, verbose=0)
+    assert model.image_encoder.trainable
+    for first, start in zip(snapshots[0], initial, strict=True):
+        np.testing.assert_array_equal(first, start)
+    assert any(
+        not np.allclose(second, first)
+        for second, first in zip(snapshots[1], snapshots[0], strict=True)
+    )
 
 
 def test_caption_metrics_known_answers():
