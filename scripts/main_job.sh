@@ -29,6 +29,25 @@ $BIN/rnn-translate export --workdir "$RUNS/translation"
 $BIN/rnn-translate predict --model saved_models/translation \
   "Das ist ein gutes Buch." "Ich habe keine Zeit." "Wo ist der Bahnhof?"
 
+echo "== captioning: small preset on the emoji images (font fonts-noto-color-emoji) =="
+$BIN/rnn-caption train --workdir "$RUNS/captioning" --preset small
+$BIN/rnn-caption evaluate --workdir "$RUNS/captioning"
+$BIN/rnn-caption export --workdir "$RUNS/captioning"
+# A few test images of the run, captioned by the export, next to their true names.
+$BIN/python - "$RUNS/captioning" <<'PYTHON'
+import json, subprocess, sys
+metrics = json.load(open(f"{sys.argv[1]}/metrics.json"))
+samples = metrics["samples"][:5]
+answer = subprocess.run(
+    [".venv/bin/rnn-caption", "predict", "--model", "saved_models/captioning",
+     *[sample["image"] for sample in samples]],
+    check=True, capture_output=True, text=True,
+).stdout.splitlines()
+for sample, line in zip(samples, answer):
+    row = json.loads(line)
+    print(f"{row['caption']!r:45} (score {row['score']:.2f})  true name: {sample['references'][0]!r}")
+PYTHON
+
 echo "== activity: small preset on moving-digits (MNIST digits whose motion is the label) =="
 $BIN/rnn-activity train --workdir "$RUNS/activity" --preset small
 $BIN/rnn-activity evaluate --workdir "$RUNS/activity"

@@ -36,7 +36,8 @@ FRESH_PROCESS_CLIENT = textwrap.dedent(
 
     if "instances" in body:
         rows = body["instances"]
-        if len(specs) == 1 and not isinstance(rows[0], dict):
+        # One input: each row is its value ({"b64": ...} included), as TF Serving reads it.
+        if len(specs) == 1 and not (isinstance(rows[0], dict) and set(rows[0]) != {"b64"}):
             rows = [{next(iter(specs)): row} for row in rows]
         columns = {name: [decode(row[name]) for row in rows] for name in specs}
     else:

@@ -41,15 +41,15 @@ def classification_metrics(
 # BLEU
 
 
-def corpus_bleu(references: list[list[str]], hypotheses: list[str]) -> float:
+def corpus_bleu(references: list[list[str]], hypotheses: list[str], max_order: int = 4) -> float:
     """Corpus BLEU (0-100) of `hypotheses` against several references each.
 
     `references[i]` lists the reference texts of `hypotheses[i]` (one or more, e.g. the 3-5
     captions of an image). Computed by `keras_hub.metrics.Bleu`: sacreBLEU's 13a tokenization,
-    n-grams up to 4, no smoothing. An n-gram's count is clipped by its largest count in any one
-    reference, and the brevity penalty compares with each hypothesis's shortest reference (the
-    tensorflow/nmt convention; sacreBLEU takes the closest), so more references never lower
-    the score.
+    n-grams up to `max_order` (4: BLEU-4, 1: BLEU-1), no smoothing. An n-gram's count is
+    clipped by its largest count in any one reference, and the brevity penalty compares with
+    each hypothesis's shortest reference (the tensorflow/nmt convention; sacreBLEU takes the
+    closest), so more references never lower the score.
 
     Example:
 
@@ -72,6 +72,6 @@ def corpus_bleu(references: list[list[str]], hypotheses: list[str]) -> float:
         raise ValueError("`references` must hold a non-empty list of texts per hypothesis")
     import keras_hub  # only BLEU needs it, and it takes seconds to import
 
-    bleu = keras_hub.metrics.Bleu()
+    bleu = keras_hub.metrics.Bleu(max_order=max_order)
     bleu.update_state(tf.ragged.constant([list(texts) for texts in references]), hypotheses)
     return 100.0 * float(bleu.result())

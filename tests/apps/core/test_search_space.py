@@ -4,6 +4,7 @@ import keras_tuner
 import pytest
 
 from apps.activity.app import APP as ACTIVITY
+from apps.captioning.app import APP as CAPTIONING
 from apps.core.search_space import choice
 from apps.forecasting.app import APP as FORECASTING
 from apps.sentiment.app import APP as SENTIMENT
@@ -11,7 +12,7 @@ from apps.translation.app import APP as TRANSLATION
 
 CASES = [
     (app, preset)
-    for app in (SENTIMENT, FORECASTING, TRANSLATION, ACTIVITY)
+    for app in (SENTIMENT, FORECASTING, TRANSLATION, CAPTIONING, ACTIVITY)
     for preset in app.presets
 ]
 
