@@ -44,6 +44,7 @@ from pathlib import Path
 
 from pipelines.cache import cache_dir
 from pipelines.errors import DataError
+from pipelines.sources.debian import debian_file
 from pipelines.sources.image_captions import ImageCaptions
 
 EMOJI_PACKAGE = "emoji==2.16.0"
@@ -79,11 +80,14 @@ def load_emoji_captions(image_size: int = 64, font_path: str | Path = FONT_PATH)
     if image_size < 1:
         raise ValueError(f"image_size: expected a positive int, got {image_size!r}")
     font_path = Path(font_path)
-    if not font_path.is_file():
+    found = debian_file(FONT_PACKAGE, font_path, "emoji-font") if font_path == FONT_PATH else None
+    if found is None and not font_path.is_file():
         raise DataError(
-            f"dataset emoji: the font {font_path} is missing. Run `sudo apt-get update && "
-            f"sudo apt-get install -y {FONT_PACKAGE}`"
+            f"dataset emoji: the font {font_path} is missing and `apt-get download "
+            f"{FONT_PACKAGE}` failed. Run `sudo apt-get update && sudo apt-get install -y "
+            f"{FONT_PACKAGE}`"
         )
+    font_path = found or font_path
     emoji = _import_emoji()
     version = f"{emoji.__version__}-{image_size}px-font{font_path.stat().st_size}"
     folder = cache_dir("emoji", version)

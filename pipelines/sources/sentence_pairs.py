@@ -22,13 +22,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipelines.cache import cache_dir
 from pipelines.errors import DataError
+from pipelines.sources.debian import debian_file
 from pipelines.sources.delimited import read_column_pair
 
 DING_PACKAGE = "trans-de-en"
@@ -71,28 +70,11 @@ def load_ding_de_en() -> SentencePairs:
 
 
 def find_ding_dictionary() -> Path:
-    """Returns the dictionary file: installed, cached, or fetched with `apt-get download`."""
-    if SYSTEM_DING_PATH.is_file():
-        return SYSTEM_DING_PATH
+    """Returns the dictionary file: installed, or extracted from `apt-get download`."""
+    path = debian_file(DING_PACKAGE, SYSTEM_DING_PATH, "ding-de-en")
+    if path is not None:
+        return path
     folder = cache_dir("ding-de-en")
-    cached = folder / DING_FILE
-    if cached.is_file():
-        return cached
-    with tempfile.TemporaryDirectory(dir=folder, prefix="download-") as download_dir:
-        try:
-            subprocess.run(
-                ["apt-get", "download", DING_PACKAGE],
-                cwd=download_dir, capture_output=True, check=True, timeout=300,
-            )  # fmt: skip
-            (package_file,) = Path(download_dir).glob(f"{DING_PACKAGE}_*.deb")
-            subprocess.run(
-                ["dpkg-deb", "-x", str(package_file), str(folder)],
-                capture_output=True, check=True, timeout=300,
-            )  # fmt: skip
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
-    if cached.is_file():
-        return cached
     raise DataError(
         f"dataset ding-de-en: {SYSTEM_DING_PATH} is missing and `apt-get download "
         f"{DING_PACKAGE}` failed. Run `sudo apt-get update && sudo apt-get install -y "
