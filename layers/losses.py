@@ -165,3 +165,51 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         config.pop("reduction", None)
         config.update({"pad_id": self.pad_id, "label_smoothing": self.label_smoothing})
         return config
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class TokenAccuracy(keras.metrics.Metric):
+    """The share of weighted target tokens whose most probable prediction is right.
+
+    Pass the padding weights of the batches as `sample_weight` (1.0 on target tokens, 0.0 on
+    padding; compile it under `weighted_metrics`): the result is
+    `sum(weight * hit) / sum(weight)` over every token seen. Keras'
+    `SparseCategoricalAccuracy` is not used because its `Mean` first averages each row over
+    its padded length, so that batches of short sequences weigh more than batches of long
+    ones and its figure is not the token accuracy when batches are bucketed by length.
+
+    Args:
+        name: the metric's name.
+        dtype: the metric's dtype.
+
+    Example:
+
+    ```python
+    metric = TokenAccuracy()
+    metric.update_state([[1, 2, 0]], [[[0, 1, 0], [0, 1, 0], [1, 0, 0]]], [[1.0, 1.0, 0.0]])
+    metric.result()  # 0.5: one of the two weighted tokens is right
+    ```
+    """
+
+    def __init__(self, name="token_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        hits = ops.cast(
+            ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32"
+        )
+        weights = (
+            ops.ones_like(hits) if sample_weight is None else ops.cast(sample_weight, "float32")
+        )
+        self.correct.assign_add(ops.sum(hits * weights))
+        self.total.assign_add(ops.sum(weights))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1e-12)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)

@@ -18,7 +18,7 @@ from apps.core.training import optimizer
 from layers.attention_decoder import AttentionDecoder
 from layers.backbone import ImageEncoder
 from layers.generation import Encoding, Generator, attention_context
-from layers.losses import MaskedSequenceCrossentropy
+from layers.losses import MaskedSequenceCrossentropy, TokenAccuracy
 from pipelines.tokenizers import END_ID, PAD_ID, START_ID
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ def build_model(config: CaptioningConfig, assets: CaptioningAssets) -> CaptionMo
         loss=MaskedSequenceCrossentropy(
             pad_id=PAD_ID, label_smoothing=config.model.label_smoothing
         ),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        weighted_metrics=[TokenAccuracy()],
     )
     if config.model.backbone_training == "frozen_then_fine_tune":
         captioner.image_encoder.trainable = True

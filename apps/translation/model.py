@@ -15,7 +15,7 @@ from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
 from layers.attention_decoder import AttentionDecoder
 from layers.generation import Encoding, Generator, attention_context
-from layers.losses import MaskedSequenceCrossentropy
+from layers.losses import MaskedSequenceCrossentropy, TokenAccuracy
 from layers.recurrent_encoder import RecurrentEncoder
 from pipelines.tokenizers import END_ID, PAD_ID, START_ID
 
@@ -166,6 +166,6 @@ def build_model(config: TranslationConfig, assets: TranslationAssets) -> Transla
     translator.compile(
         optimizer=optimizer(config.training),
         loss=MaskedSequenceCrossentropy(pad_id=PAD_ID, label_smoothing=model.label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        weighted_metrics=[TokenAccuracy()],
     )
     return translator

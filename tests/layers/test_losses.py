@@ -2,7 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from layers.losses import MaskedSequenceCrossentropy, MedianAbsoluteError, PinballLoss
+from layers.losses import (
+    MaskedSequenceCrossentropy,
+    MedianAbsoluteError,
+    PinballLoss,
+    TokenAccuracy,
+)
 
 
 def test_pinball_loss_against_hand_computed_values():
@@ -30,6 +35,7 @@ def test_serialization_and_bad_levels():
 
 
 def test_learns_quantiles_of_a_uniform_target():
+    keras.utils.set_random_seed(1)  # the Dense start, whatever ran before in the process
     rng = np.random.default_rng(1)
     targets = rng.uniform(0.0, 1.0, size=(2048, 1)).astype(np.float32)
     inputs = np.ones((2048, 1), dtype=np.float32)
@@ -87,3 +93,22 @@ def test_masked_sequence_crossentropy_serializes_its_arguments():
     assert (restored.pad_id, restored.label_smoothing) == (5, 0.1)
     with pytest.raises(ValueError, match="label_smoothing"):
         MaskedSequenceCrossentropy(label_smoothing=1.0)
+
+
+def test_token_accuracy_counts_weighted_tokens_across_batches_of_any_length():
+    metric = TokenAccuracy()
+    # A batch of long rows (2 of 6 weighted tokens right) and one of short rows (2 of 2 right).
+    long_true = np.array([[1, 2, 1, 2], [1, 2, 0, 0]])
+    long_pred = keras.ops.one_hot(np.array([[1, 2, 0, 0], [0, 0, 1, 1]]), 3)
+    metric.update_state(long_true, long_pred, (long_true != 0).astype("float32"))
+    short_true = np.array([[1], [2]])
+    metric.update_state(short_true, keras.ops.one_hot(short_true, 3), np.ones((2, 1), "float32"))
+    assert float(metric.result()) == pytest.approx(4 / 8)
+    # Keras' row-averaging accuracy weighs the short batch more: not the token accuracy.
+    keras_metric = keras.metrics.SparseCategoricalAccuracy()
+    keras_metric.update_state(long_true, long_pred, (long_true != 0).astype("float32"))
+    keras_metric.update_state(short_true, keras.ops.one_hot(short_true, 3), np.ones((2, 1)))
+    assert float(keras_metric.result()) != pytest.approx(4 / 8)
+    metric.reset_state()
+    metric.update_state([[1, 2, 0]], [[[0, 1, 0], [0, 1, 0], [1, 0, 0]]], [[1.0, 1.0, 0.0]])
+    assert float(metric.result()) == pytest.approx(0.5)
