@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 
 from apps.core import training
+from apps.core.generation import generate_with_scores
 from apps.core.metrics import corpus_bleu
 from apps.translation import data, serving
 from apps.translation.app import APP
 from apps.translation.evaluation import canonical_targets
-from apps.translation.serving import translate_all
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
             function = serving.translation_function(
                 trained, source_tokenizer, target_tokenizer, config, width
             )
-            translations, _, _ = translate_all(function, sources)
+            translations, _, _ = generate_with_scores(function, sources, "translation")
             words = sum(len(text.split()) for text in translations) / len(translations)
             print(json.dumps({"split": split_name, "beam_width": width, "length_penalty": penalty,
                               "bleu": round(corpus_bleu(references, translations), 2),

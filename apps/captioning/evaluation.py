@@ -18,7 +18,7 @@ from apps.captioning.data import CaptionedImages, CaptioningDatasets, image_prep
 from apps.captioning.model import CaptionModel, UnfreezeBackbone
 from apps.core import training
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu
+from apps.core.generation import ValidationBleu, generate_with_scores
 from apps.core.metrics import corpus_bleu
 from pipelines.images import decode_image, fit_image
 from pipelines.tokenizers import START_ID, SentenceTokenizer
@@ -123,7 +123,7 @@ def evaluate(
     scores, samples = {}, {}
     for name, width in searches.items():
         function = serving.caption_function(trained_model, tokenizer, config, width)
-        captions, _, seconds = serving.caption_all(function, image_bytes)
+        captions, _, seconds = generate_with_scores(function, image_bytes, "caption")
         scores[name] = caption_metrics(references, captions)
         scores[name]["images_per_second"] = len(captions) / max(seconds, 1e-9)
         samples[name] = captions
@@ -200,8 +200,8 @@ def plot_attention_maps(app: App, args: argparse.Namespace) -> None:
     tokenizer = assets.tokenizer()
     request = serving.read_inputs(args.inputs, Path(args.input) if args.input else None, {})
     image_bytes = list(request.inputs["image_bytes"])
-    captions, _, _ = serving.caption_all(
-        serving.caption_function(model, tokenizer, config, beam_width=1), image_bytes
+    captions, _, _ = generate_with_scores(
+        serving.caption_function(model, tokenizer, config, beam_width=1), image_bytes, "caption"
     )
     images = image_preprocessing(config)(tf.constant(image_bytes))
     tokens = tokenizer.tokenize(tf.constant(captions))

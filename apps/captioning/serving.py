@@ -11,7 +11,6 @@ empty batch gives empty outputs.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -137,18 +136,3 @@ def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dic
 
 
 write_predictions = write_json_lines
-
-
-CAPTION_BATCH = 64
-
-
-def caption_all(function, images: list[bytes]) -> tuple[list[str], np.ndarray, float]:
-    """Runs a caption function over encoded images in batches; returns texts, scores, seconds."""
-    captions, scores = [], []
-    started = time.perf_counter()
-    for start in range(0, len(images), CAPTION_BATCH):
-        outputs = function(tf.constant(images[start : start + CAPTION_BATCH]))
-        captions += [text.decode("utf-8") for text in outputs["caption"].numpy()]
-        scores.append(outputs["score"].numpy())
-    seconds = time.perf_counter() - started
-    return captions, np.concatenate(scores) if scores else np.zeros(0), seconds

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from apps.core.metrics import corpus_bleu
 
 GENERATION_BATCH = 64
+
+
+def generate_with_scores(
+    function: Callable[[tf.Tensor], dict[str, tf.Tensor]],
+    inputs: list,
+    text_output: str,
+    batch_size: int = GENERATION_BATCH,
+) -> tuple[list[str], np.ndarray, float]:
+    """Runs a batched export-style function (`{text_output, "score"}` out) over `inputs`.
+
+    Returns the texts, their float32 scores `(len(inputs),)` and the seconds it took.
+    """
+    texts, scores = [], []
+    started = time.perf_counter()
+    for start in range(0, len(inputs), batch_size):
+        outputs = function(tf.constant(inputs[start : start + batch_size]))
+        texts += [text.decode("utf-8") for text in outputs[text_output].numpy()]
+        scores.append(outputs["score"].numpy())
+    seconds = time.perf_counter() - started
+    return texts, np.concatenate(scores) if scores else np.zeros(0, np.float32), seconds
 
 
 def generate_all(

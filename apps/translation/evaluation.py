@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from apps.core import training
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu
+from apps.core.generation import ValidationBleu, generate_with_scores
 from apps.core.metrics import corpus_bleu
 from apps.core.plots import plt
 from apps.translation import serving
@@ -81,7 +81,7 @@ def evaluate(
                 trained_model, *datasets.assets.tokenizers(), config, width
             )
         )
-        translations, _, seconds = serving.translate_all(function, sources)
+        translations, _, seconds = generate_with_scores(function, sources, "translation")
         metrics[f"bleu_{search_name}"] = corpus_bleu(
             [[reference] for reference in references], translations
         )
@@ -137,7 +137,7 @@ def run_translate(app: App, args: argparse.Namespace) -> None:
     function = serving.translation_function(
         trained_model, source_tokenizer, target_tokenizer, trained_config, beam_width
     )
-    translations, scores, _ = serving.translate_all(function, sentences)
+    translations, scores, _ = generate_with_scores(function, sentences, "translation")
     rows = [
         {"source": source, "translation": translation, "score": float(score)}
         for source, translation, score in zip(sentences, translations, scores, strict=True)

@@ -9,7 +9,6 @@ call. An empty source gives an empty translation with score 0; a long source is 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -118,18 +117,3 @@ def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dic
 
 
 write_predictions = write_json_lines
-
-
-TRANSLATION_BATCH = 64
-
-
-def translate_all(function, sources: list[str]) -> tuple[list[str], np.ndarray, float]:
-    """Runs a translation function over `sources` in batches; returns texts, scores, seconds."""
-    translations, scores = [], []
-    started = time.perf_counter()
-    for start in range(0, len(sources), TRANSLATION_BATCH):
-        outputs = function(tf.constant(sources[start : start + TRANSLATION_BATCH]))
-        translations += [text.decode("utf-8") for text in outputs["translation"].numpy()]
-        scores.append(outputs["score"].numpy())
-    seconds = time.perf_counter() - started
-    return translations, np.concatenate(scores) if scores else np.zeros(0), seconds
