@@ -268,3 +268,22 @@ def _read_into_cache(
             np.savez(file, frames=clip)
         os.replace(file.name, cached)
     return clip, None
+
+
+def encode_gif(frames: np.ndarray, frame_seconds: float = 0.1) -> bytes:
+    """An animated GIF (looping) of (time, height, width, 3) uint8 RGB frames."""
+    import io
+
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=int(frame_seconds * 1000),
+        loop=0,
+    )
+    return buffer.getvalue()

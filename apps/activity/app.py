@@ -8,6 +8,7 @@ import argparse
 from apps.activity import config
 from apps.activity.config import ActivityConfig
 from apps.core.app import App
+from apps.core.cli import positive_int
 
 
 class ActivityApp(App[ActivityConfig]):
@@ -25,7 +26,7 @@ class ActivityApp(App[ActivityConfig]):
             help="write moving-digits test clips as GIF and MP4 files (inputs for predict)",
         )
         clips.add_argument("--output-dir", required=True, help="folder for the clip files")
-        clips.add_argument("--count", type=int, default=2, help="clips of each file type")
+        clips.add_argument("--count", type=positive_int, default=2, help="clips of each file type")
         clips.add_argument(
             "--preset", default="small", choices=sorted(self.presets), help="clip settings"
         )

@@ -37,7 +37,7 @@ from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from pipelines.sources.clips import pad_clips
 from pipelines.sources.sensor_clips import SENSOR_SUFFIXES, read_sensor_clip, read_sensor_clips
-from pipelines.video import decode_video
+from pipelines.video import decode_video, encode_gif
 
 if TYPE_CHECKING:
     from apps.core.app import App
@@ -186,7 +186,8 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
 
 
 def example_request(config: ActivityConfig) -> dict[str, np.ndarray]:
-    """Two clips: a bright square crossing a dark frame, and its reversal."""
+    """Three real clips (the training clips of sensor data; otherwise moving-digits test clips
+    of the configured size, also as GIF bytes for the `gif` signature)."""
     if data.source_kind(config.data) == "sensor":
         clips = read_sensor_clips(
             config.data.source,
@@ -194,16 +195,18 @@ def example_request(config: ActivityConfig) -> dict[str, np.ndarray]:
             clip_column=config.data.clip_column,
             label_column=config.data.label_column,
         )
-        return {"series": clips.frames[:2], "frame_mask": data.frame_mask(clips)[:2]}
-    frames, height, width = config.data.frames, config.data.height, config.data.width
-    clip = np.zeros((frames, height, width, 3), dtype=np.uint8)
-    side = max(1, min(height, width) // 4)
-    top = (height - side) // 2
-    for index, left in enumerate(np.linspace(0, width - side, frames).astype(int)):
-        clip[index, top : top + side, left : left + side] = 255
+        return {"series": clips.frames[:3], "frame_mask": data.frame_mask(clips)[:3]}
+    from pipelines.sources.moving_digits import load_moving_digits
+
+    clips = load_moving_digits(3, "test", seed=0, settings=data.clip_settings(config.data))
+    frames = np.repeat(clips.frames, 3, axis=-1)  # grayscale -> RGB
     return {
-        "frames": np.stack([clip, clip[::-1]]),
-        "frame_mask": np.ones((2, frames), dtype=bool),
+        "frames": frames,
+        "frame_mask": data.frame_mask(clips),
+        "gif_bytes": np.array(
+            [encode_gif(clip[:length]) for clip, length in zip(frames, clips.lengths, strict=True)],
+            dtype=object,
+        ),
     }
 
 
@@ -264,12 +267,9 @@ def run_clips(app: App, args: argparse.Namespace) -> None:
     """`clips`: writes `--count` moving-digits test clips as GIFs and as many as MP4 files,
     named by index and true action, and prints their paths."""
     import av
-    from PIL import Image
 
     from pipelines.sources.moving_digits import load_moving_digits
 
-    if args.count < 1:
-        raise UserError(f"--count: expected a positive integer, got {args.count}")
     settings = data.clip_settings(app.make_config(args.preset).data)
     clips = load_moving_digits(2 * args.count, "test", seed=args.seed, settings=settings)
     output = Path(args.output_dir)
@@ -279,8 +279,7 @@ def run_clips(app: App, args: argparse.Namespace) -> None:
         name = clips.label_names[clips.labels[index]].replace(" ", "-")
         if index < args.count:
             path = output / f"{index:02d}-{name}.gif"
-            images = [Image.fromarray(frame) for frame in rgb]
-            images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+            path.write_bytes(encode_gif(rgb))
         else:
             path = output / f"{index:02d}-{name}.mp4"
             with av.open(str(path), "w") as container:

@@ -70,17 +70,10 @@ def caption_function(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def caption(image_bytes):
-        def answer():
-            with tf.control_dependencies([check_image_bytes(image_bytes)]):
-                images = preprocess(image_bytes)
-            tokens, scores = generator.generate(images, search)
-            return tokenizer.detokenize(tokens), tf.cast(scores, tf.float32)
-
-        def nothing():
-            return tf.zeros([0], tf.string), tf.zeros([0], tf.float32)
-
-        captions, scores = tf.cond(tf.size(image_bytes) > 0, answer, nothing)
-        return {"caption": captions, "score": scores}
+        with tf.control_dependencies([check_image_bytes(image_bytes)]):
+            images = preprocess(image_bytes)
+        tokens, scores = generator.generate(images, search)
+        return {"caption": tokenizer.detokenize(tokens), "score": tf.cast(scores, tf.float32)}
 
     return caption
 

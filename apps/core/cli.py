@@ -2,15 +2,20 @@
 
 User mistakes (`UserError`, `DataError`) print one `error: ...` line and exit with status 2;
 anything else is a bug and keeps its traceback. The training, export and tuning modules (and
-with them TensorFlow) are imported by the subcommand that needs them, so `--help` and
-mistakes in the arguments or the config answer at once.
+with them TensorFlow) are imported by the subcommand that needs them, after the config is
+read, so `--help` and mistakes in the arguments or the config answer at once. TensorFlow's
+C++ log lines are hidden unless `--verbose` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,62 @@ if TYPE_CHECKING:
     from apps.core.app import App
 
 EXIT_USER_ERROR = 2
+
+# TensorFlow's C++ info and warning lines (glog format: "I0000 00:00:17961.. 123 file.cc:31]"),
+# the error line of a machine without a GPU ("failed call to cuInit"), and absl's notice about
+# them. TF_CPP_MIN_LOG_LEVEL=3 hides most once the libraries are loaded; the filter the rest.
+GLOG_PREFIX = rb"\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\]"
+NATIVE_LOG_LINE = re.compile(
+    rb"^([IW]" + GLOG_PREFIX + rb"|E" + GLOG_PREFIX + rb" failed call to cuInit"
+    rb"|WARNING: All log messages before absl)"
+)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+@contextlib.contextmanager
+def native_logs_hidden():
+    """Hides TensorFlow's C++ log lines: sets TF_CPP_MIN_LOG_LEVEL (unless the user did) and
+    passes standard error (file descriptor 2, which C++ writes to) through a filter thread that
+    drops the lines printed before that setting applies and forwards everything else live."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                # A line ends at "\n", or at "\r" for progress bars that redraw in place.
+                *lines, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
+                for line in lines:
+                    if not NATIVE_LOG_LINE.match(line):
+                        os.write(real_stderr, line)
+            if pending and not NATIVE_LOG_LINE.match(pending):
+                os.write(real_stderr, pending)
+
+    thread = threading.Thread(target=forward, name="native-log-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)  # closes the pipe's write end: the thread drains and ends
+        thread.join(timeout=2)
+        if not thread.is_alive():  # else a child process still holds the pipe: keep writing
+            os.close(real_stderr)
 
 
 def resolve_config(app: App, args: argparse.Namespace) -> Any:
@@ -37,9 +98,9 @@ def resolve_config(app: App, args: argparse.Namespace) -> Any:
 
 
 def run_train(app: App, args: argparse.Namespace) -> None:
+    config = resolve_config(app, args)
     from apps.core import training
 
-    config = resolve_config(app, args)
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
@@ -48,9 +109,9 @@ def run_train(app: App, args: argparse.Namespace) -> None:
 
 
 def run_tune(app: App, args: argparse.Namespace) -> None:
+    config = resolve_config(app, args)
     from apps.core import tuning
 
-    config = resolve_config(app, args)
     if args.epochs:
         config.training.epochs = args.epochs
     tuning.tune(
@@ -98,13 +159,29 @@ def serving_function(app: App, model_path: Path):
 
     saved_model = export.resolve_saved_model(model_path)
     if saved_model is not None:
+        check_export_app(app, model_path, export.read_metadata(saved_model))
         function = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
         return function, dict(function.structured_input_signature[1])
     if (model_path / training.CONFIG_FILE).is_file():
         config, model, assets = training.load_trained(app, model_path)
-        function = app.serving.endpoints(model, config, assets).functions["serving_default"]
+        function = export.serving_endpoints(app, model, config, assets).functions["serving_default"]
         return function, {spec.name: spec for spec in function.input_signature}
     raise UserError(f"--model {model_path}: neither a SavedModel, an export folder nor a work dir")
+
+
+def check_export_app(app: App, model_path: Path, metadata: dict[str, Any] | None) -> None:
+    """Refuses another app's export, naming its app, command and inputs."""
+    if metadata is None or metadata["app"] == app.name:
+        return
+    inputs = ", ".join(metadata["signatures"]["serving_default"])
+    raise UserError(
+        f"--model {model_path}: an export of the {metadata['app']} app (inputs: {inputs}); "
+        f"answer it with `{metadata['command']} predict`, or give {app.command} a {app.name} export"
+    )
+
+
+def batch_size(inputs: dict[str, Any]) -> int:
+    return len(next(iter(inputs.values())))
 
 
 def run_predict(app: App, args: argparse.Namespace) -> None:
@@ -114,10 +191,14 @@ def run_predict(app: App, args: argparse.Namespace) -> None:
     input_file = Path(args.input) if args.input else None
     if input_file is not None and not input_file.is_file():
         raise UserError(f"--input {input_file}: no such file")
+    if input_file is not None and not args.inputs and not input_file.read_bytes().strip():
+        raise UserError(f"--input {input_file}: the file is empty; nothing to predict")
     if input_file is None and not args.inputs:
         raise UserError("predict needs INPUT arguments or --input FILE")
     function, input_specs = serving_function(app, model_path)
     request = app.serving.read_inputs(args.inputs, input_file, input_specs)
+    if batch_size(request.inputs) == 0:
+        raise UserError(f"--input {input_file}: no inputs in it; nothing to predict")
     outputs = {name: value.numpy() for name, value in function(**request.inputs).items()}
     output = Path(args.output) if args.output else None
     app.serving.write_predictions(app.serving.format_outputs(request, outputs), output)
@@ -145,13 +226,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, app: App) -> None:
     )
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: every subcommand, an app's own included, takes `--verbose`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--verbose", action="store_true", help="show TensorFlow's own log lines too"
+        )
+
+
 def build_parser(app: App) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=app.command,
         description=app.description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
 
     train = commands.add_parser(
         "train",
@@ -182,12 +275,14 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--max-trials",
-        type=int,
+        type=positive_int,
         default=10,
         help="trials in total, finished ones included (default: %(default)s; not hyperband)",
     )
     tune.add_argument(
-        "--epochs", type=int, help="epochs per trial (default: the config's training.epochs)"
+        "--epochs",
+        type=positive_int,
+        help="epochs per trial (default: the config's training.epochs)",
     )
     tune.add_argument(
         "--trials-per-process",
@@ -220,7 +315,9 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     export.add_argument(
         "--export-dir", help="export root (default: the config's, saved_models/ here)"
     )
-    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument(
+        "--version", type=positive_int, help="version number (default: the next free one)"
+    )
     export.set_defaults(run=run_export)
 
     predict = commands.add_parser(
@@ -240,8 +337,10 @@ def build_parser(app: App) -> argparse.ArgumentParser:
 
 def main(app: App, argv: list[str] | None = None) -> int:
     args = build_parser(app).parse_args(argv)
+    quiet = native_logs_hidden() if not args.verbose else contextlib.nullcontext()
     try:
-        args.run(app, args)
+        with quiet:
+            args.run(app, args)
     except (UserError, DataError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -87,16 +87,18 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
 
 
 def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
-    """A small finite request: two histories of a slow oscillation."""
-    columns = len(data.read_series(config).columns)
-    known_future = len(config.data.known_future_columns)
+    """Three real windows of the series, the last ending `horizon` steps before its end (so
+    that known future covariates are known for each)."""
+    series = data.read_series(config)
     lookback, horizon = config.data.lookback, config.data.horizon
-    steps = np.arange(lookback + horizon, dtype=np.float32)
-    wave = np.stack([np.sin(steps / 5.0), np.cos(steps / 7.0)]) * 10.0 + 20.0  # (2, steps)
-    window = np.repeat(wave[:, :, None], columns, axis=2)  # (2, steps, columns)
-    request = {"history": window[:, :lookback].astype(np.float32)}
+    values = series.values.astype(np.float32)  # (steps, columns)
+    ends = [len(values) - horizon * shift for shift in (3, 2, 1)]
+    request = {"history": np.stack([values[end - lookback : end] for end in ends])}
+    known_future = [series.columns.index(name) for name in config.data.known_future_columns]
     if known_future:
-        request["future_covariates"] = window[:, lookback:, :known_future].astype(np.float32)
+        request["future_covariates"] = np.stack(
+            [values[end : end + horizon][:, known_future] for end in ends]
+        )
     return request
 
 

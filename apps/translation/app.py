@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from apps.core.app import App
+from apps.core.cli import positive_int
 from apps.translation import config
 from apps.translation.config import TranslationConfig
 
@@ -26,7 +27,7 @@ class TranslationApp(App[TranslationConfig]):
         translate.add_argument("--workdir", required=True, help="a trained work dir")
         translate.add_argument("sentences", nargs="*", metavar="SENTENCE")
         translate.add_argument(
-            "--beam-width", type=int, default=1, help="1: greedy search (default)"
+            "--beam-width", type=positive_int, default=1, help="1: greedy search (default)"
         )
         translate.add_argument(
             "--plot-attention", metavar="PNG", help="write the attention heatmaps here"

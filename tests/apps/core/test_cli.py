@@ -4,10 +4,15 @@ train -> evaluate -> predict through the core alone."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import toy_app
 from command_lines import command_line
+
+from apps.core import cli
 
 
 def run(arguments, capsys):
@@ -77,3 +82,45 @@ def test_train_evaluate_predict_through_the_core(tmp_path, capsys):
     assert [row["x"] for row in rows] == [[1.0, 2.0, 3.0], [0.5, -0.5, 4.0]]
     assert rows[0]["sum"] == pytest.approx(6.0, abs=0.2)
     assert rows[1]["sum"] == pytest.approx(4.0, abs=0.2)
+
+
+def test_tensorflow_native_log_lines_are_hidden_and_the_rest_passes_live(capfd):
+    with cli.native_logs_hidden():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are ...\n")
+        os.write(2, b"I0000 00:00:1796170408.718291   21285 cudart_stub.cc:31] Could not find\n")
+        os.write(2, b"W0000 00:00:1796170408.7 9 cpu_feature_guard.cc:227] This TensorFlow\n")
+        os.write(
+            2, b"E0000 00:00:1796171188.15 28894 cuda_platform.cc:52] failed call to cuInit: x\n"
+        )
+        os.write(2, b"warning: skipped 2 files\n 50%|#####  \r100%|##########\n")
+    assert capfd.readouterr().err == "warning: skipped 2 files\n 50%|#####  \r100%|##########\n"
+
+
+def test_config_mistakes_answer_without_loading_tensorflow(tmp_path):
+    code = (
+        "import sys; from apps.sentiment import main\n"
+        "status = main(sys.argv[1:]); print(status, 'tensorflow' in sys.modules)"
+    )
+    arguments = command_line("train", "model.cell=bogus", workdir=tmp_path / "run")
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *arguments], capture_output=True, text=True, timeout=60
+    )
+    assert completed.stdout.split() == ["2", "False"]
+    assert completed.stderr == "error: model.cell: expected one of gru, lstm; got 'bogus'\n"
+
+
+def test_an_empty_input_file_is_refused(tmp_path, capsys):
+    empty = tmp_path / "inputs.txt"
+    empty.write_text("\n  \n")
+    status, _, err = run(command_line("predict", model=tmp_path, input=empty), capsys)
+    assert status == 2 and err == f"error: --input {empty}: the file is empty; nothing to predict\n"
+
+
+@pytest.mark.parametrize("width", ["0", "-3", "two"])
+def test_a_beam_width_below_one_is_refused(width, tmp_path, capsys):
+    from apps.translation import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", "--workdir", str(tmp_path), "--beam-width", width, "Hallo"])
+    assert exit_info.value.code == 2
+    assert "argument --beam-width:" in capsys.readouterr().err

@@ -1,7 +1,15 @@
-"""The shared export on a minimal app (tests/support/toy_app): atomic version folders,
-models.config and batching.config, warm-up records that run against their signature."""
+"""The shared export on a minimal app (tests/support/toy_app): atomic version folders claimed
+safely by concurrent exports, models.config and batching.config, warm-up records for every
+signature that run against it, empty batches, and the export's app metadata."""
 
 from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,13 +57,70 @@ def test_an_existing_version_is_refused(trained, tmp_path, capsys):
 def test_a_failed_export_leaves_no_version(trained, tmp_path, monkeypatch):
     config, model, assets = training.load_trained(APP, trained)
 
-    def broken_request(config):
-        raise RuntimeError("no example")
+    def broken_record(*args):
+        raise RuntimeError("disk full")
 
-    monkeypatch.setattr(APP.serving, "example_request", broken_request)
-    with pytest.raises(RuntimeError, match="no example"):
+    monkeypatch.setattr(export, "warmup_record", broken_record)
+    with pytest.raises(RuntimeError, match="disk full"):
         export.export(APP, model, config, assets, tmp_path)
     assert list((tmp_path / "toy").iterdir()) == []
+
+
+def test_two_exports_at_once_both_publish_whole_distinct_versions(trained, tmp_path):
+    root = tmp_path / "saved_models"
+    code = "import sys, toy_app; sys.exit(toy_app.main(sys.argv[1:]))"
+    support = str(Path(toy_app.__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([support, os.getcwd()])}
+    arguments = command_line("export", workdir=trained, export_dir=root)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *arguments],
+            env=environment,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    results = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], results
+    printed = sorted(out.strip().splitlines()[-1] for out, _ in results)
+    assert printed == [str(root / "toy" / "1"), str(root / "toy" / "2")]
+    assert sorted(path.name for path in (root / "toy").iterdir()) == ["1", "2"]
+    for version in ("1", "2"):
+        assert (root / "toy" / version / "saved_model.pb").is_file()
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next(trained, tmp_path, capsys):
+    root = tmp_path / "saved_models"
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(finished.stdout)
+    leftover = root / "toy" / f".tmp-{socket.gethostname()}-{dead_pid}-0123abcd"
+    (leftover / "variables").mkdir(parents=True)
+    running = root / "toy" / f".tmp-{socket.gethostname()}-{os.getpid()}-4567cdef"
+    running.mkdir()
+    assert export_version(trained, root, capsys)[0] == 0
+    assert not leftover.exists() and running.exists()  # a live export's folder stays
+
+
+def test_every_signature_answers_an_empty_batch(trained, tmp_path, capsys):
+    root = tmp_path / "saved_models"
+    _, version = export_version(trained, root, capsys)
+    signature = tf.saved_model.load(version).signatures["serving_default"]
+    outputs = signature(x=tf.zeros([0, 3], tf.float32))
+    assert outputs["sum"].shape == (0,) and outputs["sum"].dtype == tf.float32
+
+
+def test_the_export_names_its_app_and_inputs(trained, tmp_path, capsys):
+    root = tmp_path / "saved_models"
+    _, version = export_version(trained, root, capsys)
+    metadata = json.loads(Path(version, "assets.extra", "rnn_suite.json").read_text())
+    assert metadata == {
+        "app": "toy",
+        "command": "rnn-toy",
+        "signatures": {"serving_default": {"x": {"dtype": "float32", "shape": [None, 3]}}},
+    }
 
 
 def test_server_configs_list_every_app(trained, tmp_path, capsys):
@@ -71,19 +136,48 @@ def test_server_configs_list_every_app(trained, tmp_path, capsys):
     assert "max_batch_size" in (root / "batching.config").read_text()
 
 
-def test_warmup_records_run_against_their_signature(trained, tmp_path, capsys):
+def test_warmup_records_vary_and_run_against_their_signature(trained, tmp_path, capsys):
     root = tmp_path / "saved_models"
     _, version = export_version(trained, root, capsys)
     records = list(tf.data.TFRecordDataset(f"{version}/assets.extra/tf_serving_warmup_requests"))
     assert len(records) == 4
     loaded = tf.saved_model.load(version)
-    expected = APP.serving.example_request(None)
-    for record in records:
+    example = APP.serving.example_request(None)["x"]
+    # The whole example batch, then each example alone, in turn.
+    expected = [example, example[:1], example[1:2], example]
+    for record, expected_inputs in zip(records, expected, strict=True):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = log.predict_log.request
         assert request.model_spec.name == "toy"
         signature = request.model_spec.signature_name
         inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
-        np.testing.assert_array_equal(inputs["x"], expected["x"])
+        np.testing.assert_array_equal(inputs["x"], expected_inputs)
         outputs = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
-        np.testing.assert_allclose(outputs["sum"], expected["x"].sum(axis=1), atol=0.2)
+        np.testing.assert_allclose(outputs["sum"], expected_inputs.sum(axis=1), atol=0.2)
+
+
+def test_predict_names_the_app_of_another_apps_export(trained, tmp_path, capsys):
+    from apps.sentiment import main as sentiment_main
+
+    root = tmp_path / "saved_models"
+    _, version = export_version(trained, root, capsys)
+    assert sentiment_main(["predict", "--model", version, "a fine film"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --model {version}: an export of the toy app (inputs: x); answer it with "
+        "`rnn-toy predict`, or give rnn-sentiment a sentiment export\n"
+    )
+
+
+def test_a_run_that_loads_tensorflow_prints_no_native_log_lines(trained, tmp_path, capsys):
+    root = tmp_path / "saved_models"
+    _, version = export_version(trained, root, capsys)
+    code = "import sys, toy_app; sys.exit(toy_app.main(sys.argv[1:]))"
+    support = str(Path(toy_app.__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([support, os.getcwd()])}
+    environment.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *command_line("predict 1 2 3", model=version)],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0 and completed.stderr == ""
+    assert json.loads(completed.stdout)["sum"] == pytest.approx(6.0, abs=0.2)
