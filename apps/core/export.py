@@ -15,8 +15,9 @@ fails and this export takes the next one. A staging folder left by a killed expo
 removed by the next export on the same machine.
 
 Before a version is published, every signature answers its warm-up requests (TF Serving
-refuses to load a model whose warm-up fails) and every signature answers an empty batch with
-empty outputs (`answer_empty_batches`).
+refuses to load a model whose warm-up fails), every signature answers an empty batch with
+empty outputs (`answer_empty_batches`), and the graph passes the op audit (`op_audit`: only
+ops of core TensorFlow and TF Text, none that runs Python).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.core import op_audit
 from apps.core.app import Endpoints
 
 if TYPE_CHECKING:
@@ -261,6 +263,10 @@ def export(
                 for request in requests:
                     writer.write(warmup_record(app.name, name, request))
         (extra / METADATA_FILE).write_text(json.dumps(signature_metadata(app, endpoints), indent=2))
+        problems = op_audit.unservable_ops(staging)
+        if problems:
+            found = "; ".join(f"{reason}: {', '.join(ops)}" for reason, ops in problems.items())
+            raise RuntimeError(f"not published: the graph holds ops TF Serving lacks ({found})")
         final = publish(staging, app_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

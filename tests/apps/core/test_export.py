@@ -19,7 +19,8 @@ from command_lines import command_line
 from tensorflow_serving.apis import prediction_log_pb2
 from toy_app.app import APP
 
-from apps.core import export, training
+from apps.core import export, op_audit, training
+from apps.core.app import Endpoints
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +182,29 @@ def test_a_run_that_loads_tensorflow_prints_no_native_log_lines(trained, tmp_pat
     )  # fmt: skip
     assert completed.returncode == 0 and completed.stderr == ""
     assert json.loads(completed.stdout)["sum"] == pytest.approx(6.0, abs=0.2)
+
+
+def test_an_export_whose_graph_runs_python_is_not_published(trained, tmp_path, monkeypatch):
+    config, model, assets = training.load_trained(APP, trained)
+
+    def python_endpoints(model, config, assets):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(x):
+            total = tf.numpy_function(lambda values: values.sum(axis=1), [x], tf.float32)
+            return {"sum": tf.ensure_shape(total, [None])}
+
+        return Endpoints(functions={"serving_default": serve})
+
+    monkeypatch.setattr(APP.serving, "endpoints", python_endpoints)
+    with pytest.raises(RuntimeError, match=r"runs Python: PyFunc"):
+        export.export(APP, model, config, assets, tmp_path)
+    assert list((tmp_path / "toy").iterdir()) == []
+
+
+def test_the_op_audit_knows_core_and_tf_text_ops(trained, tmp_path, capsys):
+    registered = op_audit.registered_ops()
+    assert {"MatMul", "StatefulPartitionedCall", "PyFunc"} <= registered["core"]
+    assert {"RegexSplitWithOffsets", "NormalizeUTF8"} <= registered["text"]
+    _, version = export_version(trained, tmp_path / "saved_models", capsys)
+    assert "MatMul" in op_audit.graph_ops(Path(version))
+    assert op_audit.unservable_ops(Path(version)) == {}

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from command_lines import command_line
+from tensorflow_serving.apis import prediction_log_pb2
 
 from apps.translation import main
 from apps.translation.app import APP
@@ -118,6 +119,21 @@ def test_one_call_decodes_a_batch_of_64_like_single_sentences(trained):
             single = loaded.signatures[name](source=tf.constant(sentences[index : index + 1]))
             assert single["translation"].numpy()[0] == batch["translation"].numpy()[index]
             np.testing.assert_allclose(single["score"][0], batch["score"][index], atol=1e-4)
+
+
+def test_every_signature_answers_an_empty_batch_and_has_warmup_records(trained):
+    loaded = tf.saved_model.load(str(trained["export"]))
+    for name in ("serving_default", "beam_search"):
+        outputs = loaded.signatures[name](source=tf.constant([], tf.string))
+        assert outputs["translation"].shape == (0,) and outputs["score"].shape == (0,)
+    warmups = trained["export"] / "assets.extra" / "tf_serving_warmup_requests"
+    signatures = [
+        prediction_log_pb2.PredictionLog.FromString(
+            record.numpy()
+        ).predict_log.request.model_spec.signature_name
+        for record in tf.data.TFRecordDataset(str(warmups))
+    ]
+    assert signatures == ["serving_default"] * 4 + ["beam_search"] * 4
 
 
 def test_translate_command_plots_attention(trained, capsys):
