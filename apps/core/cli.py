@@ -148,7 +148,21 @@ def run_export(app: App, args: argparse.Namespace) -> None:
     config, model, assets = training.load_trained(app, Path(args.workdir))
     export_root = Path(args.export_dir or config.export.export_dir)
     path = export.export(app, model, config, assets, export_root, version=args.version)
+    if args.label:
+        export.set_label(export_root, app.name, args.label, int(path.name))
+        print(f"labelled version {path.name} {args.label!r}", file=sys.stderr)
+    if args.keep:
+        for version in export.prune_versions(export_root, app.name, args.keep):
+            print(f"deleted version {version} (--keep {args.keep})", file=sys.stderr)
     print(path)
+
+
+def run_label(app: App, args: argparse.Namespace) -> None:
+    from apps.core import export
+
+    export_root = Path(args.export_dir)
+    export.set_label(export_root, app.name, args.label, args.version)
+    print(f"{export_root / app.name}: {args.label!r} -> version {args.version}")
 
 
 def serving_function(app: App, model_path: Path):
@@ -318,7 +332,26 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     export.add_argument(
         "--version", type=positive_int, help="version number (default: the next free one)"
     )
+    export.add_argument(
+        "--label", help="give the new version this TF Serving label, e.g. stable or canary"
+    )
+    export.add_argument(
+        "--keep",
+        type=positive_int,
+        help="then delete all but the KEEP newest versions (labelled versions are kept)",
+    )
     export.set_defaults(run=run_export)
+
+    label = commands.add_parser(
+        "label",
+        help="point a TF Serving version label (stable, canary, ...) at an exported version",
+    )
+    label.add_argument("version", type=positive_int, metavar="VERSION")
+    label.add_argument("label", metavar="LABEL")
+    label.add_argument(
+        "--export-dir", default="saved_models", help="export root (default: %(default)s)"
+    )
+    label.set_defaults(run=run_label)
 
     predict = commands.add_parser(
         "predict", help="answer inputs with an exported SavedModel or a work dir"

@@ -5,7 +5,10 @@ Layout under the export root (default `saved_models/`):
     <app>/<version>/saved_model.pb, variables/, assets/,
                     assets.extra/tf_serving_warmup_requests   (every signature)
                     assets.extra/rnn_suite.json               (the app and its signatures)
-    models.config             ModelServerConfig listing every app found under the root
+    <app>/labels.json         version labels ({"stable": 3, "canary": 4}), set by
+                              `export --label` and the `label` subcommand
+    models.config             ModelServerConfig listing every app found under the root, with
+                              its version policy and labels
     batching.config           BatchingParameters for --enable_batching
 
 A version is written into a hidden staging folder and renamed into place, so a server that
@@ -27,6 +30,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -39,11 +43,14 @@ import tensorflow as tf
 
 from apps.core import op_audit
 from apps.core.app import Endpoints
+from apps.core.errors import UserError
 
 if TYPE_CHECKING:
     from apps.core.app import App
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+LABELS_FILE = "labels.json"
+LABEL_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 METADATA_FILE = "rnn_suite.json"
 STAGING_PREFIX = ".tmp-"
 
@@ -165,27 +172,71 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(staged, path)
 
 
+def versions(app_dir: Path) -> list[int]:
+    """The published versions of an app's export folder, oldest first."""
+    return sorted(int(path.name) for path in app_dir.glob("*") if path.name.isdigit())
+
+
+def read_labels(app_dir: Path) -> dict[str, int]:
+    path = app_dir / LABELS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_config_entry(app_dir: Path) -> str:
+    """One app's `config { ... }`: TF Serving's default policy (the newest version) unless
+    versions are labelled; then the labelled versions and the newest, with their labels."""
+    labels = read_labels(app_dir)
+    lines = [
+        f'    name: "{app_dir.name}"',
+        f'    base_path: "/models/{app_dir.name}"',
+        '    model_platform: "tensorflow"',
+    ]
+    if labels:
+        served = sorted({*labels.values(), versions(app_dir)[-1]})
+        specific = " ".join(f"versions: {version}" for version in served)
+        lines.append(f"    model_version_policy {{ specific {{ {specific} }} }}")
+        for label, version in sorted(labels.items()):
+            lines.append(f'    version_labels {{ key: "{label}" value: {version} }}')
+    return "  config {\n" + "\n".join(lines) + "\n  }\n"
+
+
 def write_server_config(export_root: Path) -> None:
     """models.config naming every app under the root, mounted at /models/<app> (see README)."""
-    entries = []
-    for app_dir in sorted(path for path in export_root.iterdir() if path.is_dir()):
-        if any(version.name.isdigit() for version in app_dir.iterdir()):
-            entries.append(
-                "  config {\n"
-                f'    name: "{app_dir.name}"\n'
-                f'    base_path: "/models/{app_dir.name}"\n'
-                '    model_platform: "tensorflow"\n'
-                "  }\n"
-            )
-    write_atomically(
-        export_root / "models.config", "model_config_list {\n" + "".join(entries) + "}\n"
-    )
+    entries = [
+        model_config_entry(app_dir)
+        for app_dir in sorted(path for path in export_root.iterdir() if path.is_dir())
+        if versions(app_dir)
+    ]
+    text = "model_config_list {\n" + "".join(entries) + "}\n"
+    write_atomically(export_root / "models.config", text)
     write_atomically(export_root / "batching.config", BATCHING_CONFIG)
 
 
+def set_label(export_root: Path, app_name: str, label: str, version: int) -> None:
+    """Points `label` (e.g. "stable", "canary") at `version` and rewrites models.config."""
+    app_dir = export_root / app_name
+    if not LABEL_PATTERN.fullmatch(label):
+        raise UserError(f"label {label!r}: use lowercase letters, digits, '-' and '_'")
+    if version not in versions(app_dir):
+        published = ", ".join(map(str, versions(app_dir))) or "none"
+        raise UserError(f"{app_dir}: no version {version} to label (versions: {published})")
+    write_atomically(app_dir / LABELS_FILE, json.dumps({**read_labels(app_dir), label: version}))
+    write_server_config(export_root)
+
+
+def prune_versions(export_root: Path, app_name: str, keep: int) -> list[int]:
+    """Deletes all but the `keep` newest versions, never a labelled one; returns the deleted."""
+    app_dir = export_root / app_name
+    labelled = set(read_labels(app_dir).values())
+    doomed = [version for version in versions(app_dir)[:-keep] if version not in labelled]
+    for version in doomed:
+        shutil.rmtree(app_dir / str(version))
+    write_server_config(export_root)
+    return doomed
+
+
 def next_version(app_dir: Path) -> int:
-    versions = [int(path.name) for path in app_dir.glob("*") if path.name.isdigit()]
-    return max(versions, default=0) + 1
+    return max(versions(app_dir), default=0) + 1
 
 
 def process_is_alive(pid: int) -> bool:
@@ -278,8 +329,7 @@ def resolve_saved_model(path: Path) -> Path | None:
     """`path` itself if it is a SavedModel, the newest version if it is an app's export folder."""
     if (path / "saved_model.pb").is_file():
         return path
-    versions = sorted(int(child.name) for child in path.glob("*") if child.name.isdigit())
-    for version in reversed(versions):
+    for version in reversed(versions(path)):
         if (path / str(version) / "saved_model.pb").is_file():
             return path / str(version)
     return None

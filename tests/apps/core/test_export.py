@@ -208,3 +208,24 @@ def test_the_op_audit_knows_core_and_tf_text_ops(trained, tmp_path, capsys):
     _, version = export_version(trained, tmp_path / "saved_models", capsys)
     assert "MatMul" in op_audit.graph_ops(Path(version))
     assert op_audit.unservable_ops(Path(version)) == {}
+
+
+def test_labels_pin_versions_and_keep_prunes_the_rest(trained, tmp_path, capsys):
+    root = tmp_path / "saved_models"
+    assert export_version(trained, root, capsys, label="stable")[0] == 0  # version 1
+    export_version(trained, root, capsys)
+    export_version(trained, root, capsys)
+    status = toy_app.main(command_line("export", workdir=trained, export_dir=root, keep=2))
+    assert status == 0 and "deleted version 2 (--keep 2)" in capsys.readouterr().err
+    assert export.versions(root / "toy") == [1, 3, 4]  # the labelled version stays
+    text = (root / "models.config").read_text()
+    assert "model_version_policy { specific { versions: 1 versions: 4 } }" in text
+    assert 'version_labels { key: "stable" value: 1 }' in text
+
+    assert toy_app.main(["label", "4", "canary", "--export-dir", str(root)]) == 0
+    text = (root / "models.config").read_text()
+    assert 'version_labels { key: "canary" value: 4 }' in text
+    assert 'version_labels { key: "stable" value: 1 }' in text
+    assert toy_app.main(["label", "2", "canary", "--export-dir", str(root)]) == 2
+    assert "no version 2 to label (versions: 1, 3, 4)" in capsys.readouterr().err
+    assert toy_app.main(["label", "3", "Canary!", "--export-dir", str(root)]) == 2
