@@ -7,15 +7,18 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import fake_serving
 import keras
 import numpy as np
 import pytest
 from command_lines import command_line
 
+from apps import client
 from apps.sentiment import main
 from apps.sentiment.app import APP
 
@@ -136,6 +139,36 @@ def test_predict_from_work_dir_and_export_agree(trained, capsys, tmp_path):
         np.testing.assert_allclose(
             from_workdir["probabilities"], from_export["probabilities"], atol=1e-5
         )
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_the_client_asks_a_server_and_answers_as_predict_does(trained, capsys, protocol):
+    export = trained["export_root"] / "sentiment" / "2"
+    code, expected, _ = run_cli("predict", "--model", export, "brilliant", "dull", capsys=capsys)
+    assert code == 0
+    with fake_serving.serving(export, "sentiment", protocol) as server:
+        arguments = ["sentiment", "brilliant", "dull", "--server", server, "--protocol", protocol]
+        assert client.main(arguments) == 0
+        answered = capsys.readouterr().out
+        assert client.main([*arguments, "--signature", "beam"]) == 2
+        assert "--signature beam: the model has serving_default" in capsys.readouterr().err
+    for row, expected_row in zip(answered.splitlines(), expected.splitlines(), strict=True):
+        row, expected_row = json.loads(row), json.loads(expected_row)
+        assert row["label"] == expected_row["label"] and row["text"] == expected_row["text"]
+        np.testing.assert_allclose(row["probabilities"], expected_row["probabilities"], atol=1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_the_client_says_when_no_server_answers(protocol, capsys):
+    with socket.socket() as probe:  # a free port that nothing listens on
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    arguments = ["sentiment", "fine", "--server", f"localhost:{port}", "--protocol", protocol]
+    assert client.main([*arguments, "--timeout", "5"]) == 2
+    err = capsys.readouterr().err
+    api = {"rest": "REST", "grpc": "gRPC"}[protocol]
+    assert err.startswith(f"error: cannot reach TF Serving's {api} API at localhost:{port}")
+    assert err.count("\n") == 1
 
 
 def test_evaluate_on_a_user_file_and_unknown_labels(trained, capsys, tmp_path):
