@@ -96,10 +96,10 @@ class RestClient:
             ) from None
 
     def signatures(self) -> Any:
-        from google.protobuf import json_format
+        metadata = self.call("/metadata")["metadata"]["signature_def"]
+        from google.protobuf import json_format  # after the call: these load TensorFlow
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        metadata = self.call("/metadata")["metadata"]["signature_def"]
         return json_format.ParseDict(
             metadata, get_model_metadata_pb2.SignatureDefMap(), ignore_unknown_fields=True
         ).signature_def
