@@ -12,7 +12,10 @@ import pytest
 import tensorflow as tf
 from command_lines import command_line
 
+from apps.core import training
 from apps.forecasting import main
+from apps.forecasting.app import APP
+from layers.cudnn import cudnn_problems
 
 PERIOD = 12.0
 
@@ -223,3 +226,8 @@ def test_tail_writes_the_last_steps_as_predict_input(tmp_path, capsys):
     code, out, err = run_cli("tail", "--data", data, "--steps", 2, capsys=capsys)
     assert code == 0, err
     assert out.splitlines() == ["time,level", "1992-05-01,67.3205", "1992-06-01,60"]
+
+
+def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
+    _, model, _ = training.load_trained(APP, trained["workdir"])
+    assert cudnn_problems(model) == {}

@@ -19,8 +19,10 @@ import pytest
 from command_lines import command_line
 
 from apps import client
+from apps.core import training
 from apps.sentiment import main
 from apps.sentiment.app import APP
+from layers.cudnn import cudnn_problems
 
 # The synthetic reviews' column names.
 COLUMN_SETTINGS = ("data.text_column=review", "data.label_column=stars")
@@ -263,3 +265,8 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
     assert sorted(set(epochs)) == list(range(12)) and len(epochs) <= 13, epochs
     assert not (workdir / "backup").exists()
     assert (workdir / "model.keras").is_file() and APP.name == "sentiment"
+
+
+def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
+    _, model, _ = training.load_trained(APP, trained["workdir"])
+    assert cudnn_problems(model) == {}

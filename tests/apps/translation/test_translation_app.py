@@ -14,8 +14,10 @@ import tensorflow as tf
 from command_lines import command_line
 from tensorflow_serving.apis import prediction_log_pb2
 
+from apps.core import training
 from apps.translation import main
 from apps.translation.app import APP
+from layers.cudnn import cudnn_problems
 
 WORDS = [
     "alpha",
@@ -194,3 +196,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
     code = main([*arguments, *args])
     error = capsys.readouterr().err.strip()
     assert code == 2 and expected in error and len(error.splitlines()) == 1, error
+
+
+def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
+    _, model, _ = training.load_trained(APP, trained["workdir"])
+    assert cudnn_problems(model) == {}
