@@ -92,6 +92,79 @@ def fresh_process_client():
     return answer_in_fresh_process
 
 
+# Runs in a new interpreter: one good request (the export's first warm-up record) and, in a
+# row, malformed variants of it through one signature; each must be answered or refused with
+# an InvalidArgumentError (or, for a dtype or rank the signature does not take, the TypeError
+# or ValueError of its input check, as TF Serving's own check refuses them), never a crash or
+# hang, and the good request must be answered again after them. Prints what each variant got.
+BAD_REQUESTS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    model_dir, signature_name = sys.argv[1], sys.argv[2]
+    signature = tf.saved_model.load(model_dir).signatures[signature_name]
+    for record in tf.data.TFRecordDataset(model_dir + "/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        if request.model_spec.signature_name == signature_name:
+            good = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            break
+
+    def variants():
+        for name, value in good.items():
+            others = {key: item for key, item in good.items() if key != name}
+            wrong_dtype = value.astype(str) if value.dtype != object else np.ones(value.shape)
+            yield f"{name}: wrong dtype", {**others, name: wrong_dtype}
+            yield f"{name}: one rank more", {**others, name: value[..., None]}
+            if value.ndim > 1:
+                yield f"{name}: one rank less", {**others, name: value[..., 0]}
+            yield f"{name}: missing", others
+            if value.dtype == object:
+                huge = np.array([b"x" * 2_000_000] * len(value), dtype=object)
+                yield f"{name}: 2 MB values", {**others, name: huge}
+                yield f"{name}: not what it should hold", {
+                    **others, name: np.array([b"\\xff\\x00junk"] * len(value), dtype=object)}
+            elif value.ndim > 1:
+                yield f"{name}: 8x longer", {**others, name: np.concatenate([value] * 8, axis=1)}
+        yield "empty batch", {key: item[:0] for key, item in good.items()}
+        yield "256 rows", {key: np.concatenate([item] * 256)[:256] for key, item in good.items()}
+
+    outcomes = {}
+    for label, inputs in variants():
+        try:
+            signature(**{key: tf.constant(item) for key, item in inputs.items()})
+            outcomes[label] = "answered"
+        except tf.errors.InvalidArgumentError:
+            outcomes[label] = "InvalidArgument"
+        except (TypeError, ValueError):
+            outcomes[label] = "refused by the signature's input check"
+    outputs = signature(**{key: tf.constant(item) for key, item in good.items()})
+    rows = {key: int(value.shape[0]) for key, value in outputs.items()}
+    print(json.dumps({"outcomes": outcomes, "good_rows": rows}))
+    """
+)
+
+
+@pytest.fixture
+def bad_requests_in_fresh_process():
+    """`(model_dir, signature="serving_default", timeout=600) -> {"outcomes", "good_rows"}`."""
+
+    def run(model_dir: Path, signature: str = "serving_default", timeout: float = 600) -> dict:
+        completed = subprocess.run(
+            [sys.executable, "-c", BAD_REQUESTS_SCRIPT, str(model_dir), signature],
+            capture_output=True, text=True, timeout=timeout, cwd="/",
+            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        if completed.returncode != 0:
+            raise AssertionError(f"the process died:\n{completed.stderr[-3000:]}")
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    return run
+
+
 POSITIVE_WORDS = ["great", "wonderful", "moving", "superb", "delightful", "brilliant"]
 NEGATIVE_WORDS = ["awful", "boring", "dull", "terrible", "tedious", "clumsy"]
 FILLER_WORDS = ["the", "film", "plot", "was", "a", "story", "acting", "and", "really", "very"]

@@ -4,6 +4,7 @@ signature that run against it, empty batches, and the export's app metadata."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import socket
@@ -229,3 +230,23 @@ def test_labels_pin_versions_and_keep_prunes_the_rest(trained, tmp_path, capsys)
     assert toy_app.main(["label", "2", "canary", "--export-dir", str(root)]) == 2
     assert "no version 2 to label (versions: 1, 3, 4)" in capsys.readouterr().err
     assert toy_app.main(["label", "3", "Canary!", "--export-dir", str(root)]) == 2
+
+
+def test_saved_model_cli_lists_the_signature_and_its_ops(trained, tmp_path, capsys):
+    _, version = export_version(trained, tmp_path / "saved_models", capsys)
+    command = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run(
+        [str(command), "show", "--dir", version, "--all"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "signature_def['serving_default']" in shown.stdout
+    assert "inputs['x'] tensor_info:" in shown.stdout and "outputs['sum']" in shown.stdout
+    listed = subprocess.run(
+        [str(command), "show", "--dir", version, "--tag_set", "serve", "--list_ops"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    counted = ast.literal_eval(
+        listed.stdout.split("contains the following ops: ")[1].split("\n")[0]
+    )
+    assert "AssignVariableOp" in counted and counted <= op_audit.graph_ops(Path(version))

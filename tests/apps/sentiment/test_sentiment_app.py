@@ -270,3 +270,13 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, reviews_csv):
 def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
     _, model, _ = training.load_trained(APP, trained["workdir"])
     assert cudnn_problems(model) == {}
+
+
+def test_malformed_requests_are_refused_cleanly_in_one_process(
+    trained, bad_requests_in_fresh_process
+):
+    export = trained["export_root"] / "sentiment" / "2"
+    result = bad_requests_in_fresh_process(export)
+    assert result["outcomes"]["empty batch"] == "answered", result
+    assert result["outcomes"]["256 rows"] == "answered", result
+    assert set(result["good_rows"].values()) == {3}, result

@@ -201,3 +201,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
 def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
     _, model, _ = training.load_trained(APP, trained["workdir"])
     assert cudnn_problems(model) == {}
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "beam_search"])
+def test_malformed_requests_are_refused_cleanly_in_one_process(
+    trained, bad_requests_in_fresh_process, signature
+):
+    result = bad_requests_in_fresh_process(trained["export"], signature)
+    assert result["outcomes"]["empty batch"] == "answered", result
+    assert result["outcomes"]["source: 2 MB values"] == "answered", result  # cut to the limit
+    assert set(result["good_rows"].values()) == {3}, result
