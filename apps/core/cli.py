@@ -43,7 +43,7 @@ def run_train(app: App, args: argparse.Namespace) -> None:
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
-    training.train(app, config, workdir)
+    training.train(app, config, workdir, overwrite=args.overwrite)
     print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
 
 
@@ -155,9 +155,17 @@ def build_parser(app: App) -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a model into a work dir (rerun the same command to resume after a crash)",
+        help="train a model into a work dir (rerun the same command to resume after a crash; "
+        "a finished run is kept)",
     )
     train.add_argument("--workdir", required=True, help="folder for config, checkpoints, logs")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="when the work dir holds a finished run or one with another config, rename it to "
+        "WORKDIR.old-<time> (nothing is deleted) and train anew; an interrupted run with the "
+        "same config still resumes",
+    )
     add_config_arguments(train, app)
     train.add_argument(
         "--strategy",

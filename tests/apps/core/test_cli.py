@@ -3,11 +3,16 @@ train -> evaluate -> predict through the core alone."""
 
 from __future__ import annotations
 
+import csv
 import json
 
+import keras
+import numpy as np
 import pytest
 import toy_app
 from command_lines import command_line
+
+from apps.core import training
 
 
 def run(arguments, capsys):
@@ -77,3 +82,102 @@ def test_train_evaluate_predict_through_the_core(tmp_path, capsys):
     assert [row["x"] for row in rows] == [[1.0, 2.0, 3.0], [0.5, -0.5, 4.0]]
     assert rows[0]["sum"] == pytest.approx(6.0, abs=0.2)
     assert rows[1]["sum"] == pytest.approx(4.0, abs=0.2)
+
+
+def history_epochs(workdir):
+    with (workdir / "history.csv").open() as handle:
+        return [(int(row["epoch"]), float(row["val_loss"])) for row in csv.DictReader(handle)]
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Stops training as a kill would, once epoch `epoch` (from 1) and its backup are written."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+# The toy's loss stops improving after epoch 3 with these settings: patience 2 stops it at 5.
+EARLY_STOPPING = ("training.epochs=30", "training.early_stopping_patience=2")
+
+
+def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(tmp_path, capsys, monkeypatch):
+    reference = tmp_path / "reference"
+    status, out, _ = run(command_line("train", *EARLY_STOPPING, workdir=reference), capsys)
+    assert status == 0
+    assert "stopped early at epoch 5, best epoch 3" in out
+    expected = history_epochs(reference)
+    assert [epoch for epoch, _ in expected] == [1, 2, 3, 4, 5]  # counted from 1, as printed
+
+    workdir = tmp_path / "resumed"
+    plain_callbacks = training.callbacks
+    monkeypatch.setattr(
+        training, "callbacks", lambda *arguments: [*plain_callbacks(*arguments), InterruptAfter(4)]
+    )
+    assert run(command_line("train", *EARLY_STOPPING, workdir=workdir), capsys)[0] == 130
+    assert (workdir / "backup").is_dir() and "finished" not in json.loads(
+        (workdir / "model.json").read_text()
+    )
+    monkeypatch.setattr(training, "callbacks", plain_callbacks)
+    status, out, _ = run(command_line("train", *EARLY_STOPPING, workdir=workdir), capsys)
+    assert status == 0
+    assert "resuming at epoch 5 of 30: 4 done, best epoch 3" in out
+    assert "1 of patience 2 epochs without improvement" in out
+    assert "stopped early at epoch 5, best epoch 3" in out
+    resumed = history_epochs(workdir)
+    assert [epoch for epoch, _ in resumed] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose([loss for _, loss in resumed], [loss for _, loss in expected])
+    record = json.loads((workdir / "model.json").read_text())
+    assert record == json.loads((reference / "model.json").read_text())
+    assert record["finished"] and record["epochs_run"] == 5 and record["stop"] == "early_stopping"
+    assert not (workdir / "backup").exists()
+
+
+def test_a_finished_run_is_kept_unless_overwrite_moves_it_aside(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    status, out, _ = run(command_line("train", workdir=workdir), capsys)
+    assert status == 0 and "ran all 3 epochs, best epoch 3" in out
+    model_bytes = (workdir / "model.keras").read_bytes()
+
+    status, _, err = run(command_line("train", workdir=workdir), capsys)
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {workdir} holds a finished run (ran all 3 epochs, best epoch 3)")
+    assert "--overwrite" in err
+
+    status, _, err = run(
+        command_line("train", "training.learning_rate=0.01", workdir=workdir), capsys
+    )
+    assert status == 2 and err.count("\n") == 1
+    assert "finished run with another config (training.learning_rate 0.05 -> 0.01)" in err
+    assert "--overwrite" in err
+    assert (workdir / "model.keras").read_bytes() == model_bytes
+
+    arguments = command_line("train --overwrite", "training.learning_rate=0.01", workdir=workdir)
+    status, out, _ = run(arguments, capsys)
+    assert status == 0
+    (aside,) = tmp_path.glob("run.old-*")
+    assert f"moved the earlier run in {workdir} to {aside}" in out
+    assert (aside / "model.keras").read_bytes() == model_bytes
+    assert json.loads((aside / "config.json").read_text())["training"]["learning_rate"] == 0.05
+    assert json.loads((workdir / "config.json").read_text())["training"]["learning_rate"] == 0.01
+
+
+def test_an_interrupted_run_is_not_resumed_under_another_config(tmp_path, capsys, monkeypatch):
+    workdir = tmp_path / "run"
+    plain_callbacks = training.callbacks
+    monkeypatch.setattr(
+        training, "callbacks", lambda *arguments: [*plain_callbacks(*arguments), InterruptAfter(1)]
+    )
+    assert run(command_line("train", workdir=workdir), capsys)[0] == 130
+    monkeypatch.setattr(training, "callbacks", plain_callbacks)
+    arguments = command_line("train", "model.activation=relu", "training.epochs=4", workdir=workdir)
+    status, _, err = run(arguments, capsys)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "interrupted run with another config (model.activation" in err
+    assert '"linear" -> "relu"; training.epochs 3 -> 4)' in err and "--overwrite" in err
+    status, out, _ = run(command_line("train", workdir=workdir), capsys)
+    assert status == 0 and "resuming at epoch 2 of 3: 1 done" in out
