@@ -125,11 +125,11 @@ def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(tmp_path, capsys,
     monkeypatch.setattr(training, "callbacks", plain_callbacks)
     status, out, _ = run(command_line("train", *EARLY_STOPPING, workdir=workdir), capsys)
     assert status == 0
+    resumed = history_epochs(workdir)
+    assert [epoch for epoch, _ in resumed] == [1, 2, 3, 4, 5]
     assert "resuming at epoch 5 of 30: 4 done, best epoch 3" in out
     assert "1 of patience 2 epochs without improvement" in out
     assert "stopped early at epoch 5, best epoch 3" in out
-    resumed = history_epochs(workdir)
-    assert [epoch for epoch, _ in resumed] == [1, 2, 3, 4, 5]
     np.testing.assert_allclose([loss for _, loss in resumed], [loss for _, loss in expected])
     record = json.loads((workdir / "model.json").read_text())
     assert record == json.loads((reference / "model.json").read_text())
