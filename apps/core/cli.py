@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,20 +66,45 @@ def run_tune(app: App, args: argparse.Namespace) -> None:
     )
 
 
+def data_suffix(source: str) -> str:
+    """`-<stem>` of a `--data` file, folder or dataset name, safe in a file name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source.rstrip("/\\")).stem).strip("-.")
+    return f"-{stem or 'data'}"
+
+
 def run_evaluate(app: App, args: argparse.Namespace) -> None:
     from apps.core import training
+    from apps.core.app import EvaluationOutputs
 
     workdir = Path(args.workdir)
+    for override in args.overrides:
+        key = override.partition("=")[0].strip()
+        if not key.startswith("data."):
+            raise UserError(
+                f"evaluate --set {key}: only data fields (data.*) can change after training; "
+                f"the rest of the config is the trained model's"
+            )
+    if args.overrides and not args.data:
+        raise UserError(
+            "evaluate --set changes how --data FILE is read; the held-out split is read as "
+            "it was trained"
+        )
+    config_lib.apply_overrides(app.config_class(), args.overrides)  # checked before loading
     config, model, assets = training.load_trained(app, workdir)
+    outputs = EvaluationOutputs(workdir)
     if args.data:
         config.data.source = args.data
+        config_lib.apply_overrides(config, args.overrides)
+        outputs = EvaluationOutputs(workdir, data_suffix(args.data))
     datasets = app.data.load_data(config, assets, whole_as_test=bool(args.data))
-    metrics = app.evaluation.evaluate(model, config, datasets, workdir)
+    metrics = app.evaluation.evaluate(model, config, datasets, outputs)
     metrics = {"data": config.data.source, **datasets.summary, **metrics}
-    write_json(metrics, workdir / "metrics.json")
+    metrics_file = outputs.path("metrics.json")
+    replaced = metrics_file.is_file()
+    write_json(metrics, metrics_file)
     for key, value in metrics.items():
         print(f"{key}: {json.dumps(to_json_ready(value))}")
-    print(f"wrote {workdir / 'metrics.json'}")
+    print(f"wrote {metrics_file}" + (" (replacing the earlier one)" if replaced else ""))
 
 
 def run_export(app: App, args: argparse.Namespace) -> None:
@@ -213,11 +239,21 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     tune.set_defaults(run=run_tune)
 
     evaluate = commands.add_parser(
-        "evaluate", help="score the best checkpoint; writes DIR/metrics.json and plots"
+        "evaluate",
+        help="score the best checkpoint; writes DIR/metrics.json and plots (with --data FILE: "
+        "DIR/metrics-FILE.json and plots named -FILE, beside them)",
     )
     evaluate.add_argument("--workdir", required=True, help="a trained work dir")
     evaluate.add_argument(
         "--data", help="evaluate on this dataset or file instead of the held-out test split"
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="how to read --data: a data field, e.g. --set data.text_column=review (repeatable)",
     )
     evaluate.set_defaults(run=run_evaluate)
 

@@ -181,3 +181,47 @@ def test_an_interrupted_run_is_not_resumed_under_another_config(tmp_path, capsys
     assert '"linear" -> "relu"; training.epochs 3 -> 4)' in err and "--overwrite" in err
     status, out, _ = run(command_line("train", workdir=workdir), capsys)
     assert status == 0 and "resuming at epoch 2 of 3: 1 done" in out
+
+
+def test_evaluate_on_a_file_writes_beside_the_held_out_results(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert run(command_line("train", workdir=workdir), capsys)[0] == 0
+    assert run(command_line("evaluate", workdir=workdir), capsys)[0] == 0
+    held_out = (workdir / "metrics.json").read_text(), (workdir / "errors.csv").read_text()
+    assert json.loads(held_out[0])["examples"] == 256
+
+    other = tmp_path / "other sums.csv"  # the toy draws its own numbers; the name matters
+    arguments = command_line("evaluate", "data.examples=64", workdir=workdir, data=other)
+    status, out, _ = run(arguments, capsys)
+    assert status == 0
+    metrics = json.loads((workdir / "metrics-other-sums.json").read_text())
+    assert metrics["data"] == str(other) and metrics["examples"] == 64
+    assert len((workdir / "errors-other-sums.csv").read_text().splitlines()) == 64
+    assert f"wrote {workdir / 'metrics-other-sums.json'}\n" in out
+    assert (
+        (workdir / "metrics.json").read_text(),
+        (workdir / "errors.csv").read_text(),
+    ) == held_out
+    status, out, _ = run(arguments, capsys)
+    assert status == 0 and "metrics-other-sums.json (replacing the earlier one)" in out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--data", "other.csv", "--set", "model.activation=relu"],
+            "evaluate --set model.activation: only data fields (data.*) can change after training",
+        ),
+        (
+            ["--data", "other.csv", "--set", "data.rows=3"],
+            "unknown config key 'data.rows'; valid keys: data.examples",
+        ),
+        (["--set", "data.examples=64"], "evaluate --set changes how --data FILE is read"),
+    ],
+)
+def test_evaluate_settings_are_data_fields_for_a_file(arguments, message, tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    status, _, err = run(["evaluate", "--workdir", str(tmp_path), *arguments], capsys)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and message in err
