@@ -259,6 +259,7 @@ def test_tail_writes_the_last_steps_as_predict_input(tmp_path, capsys):
 
 def test_interpolated_cells_are_reported_and_too_many_refused(trained, tmp_path, capsys):
     frame = sine_frame(60, start="2010-01-01")
+    frame["level"] = frame["level"].astype(object)
     frame.loc[[20, 41], "level"] = ""
     gappy = tmp_path / "gappy.csv"
     frame.to_csv(gappy, index=False)
