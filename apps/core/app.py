@@ -18,8 +18,11 @@ its return value (e.g. `Request.details`).
 
 Lifecycle of a work dir:
     train     config.json, assets/ (preprocessing state fitted on the training split),
-              model.keras (best checkpoint) and model.json (its score), backup/ (crash
-              recovery), logs/ (TensorBoard), history.csv, training-curves.png
+              model.keras (best checkpoint) and model.json (its score and epoch; once training
+              ends also `finished`, the epochs run and why it stopped), backup/ (crash
+              recovery, deleted when the run finishes), logs/ (TensorBoard), history.csv
+              (epochs from 1), training-curves.png. A finished run is kept: a second train
+              refuses, or with --overwrite renames the work dir to WORKDIR.old-<time>
     evaluate  metrics.json and the app's plots; with --data FILE, metrics-FILE.json and the plots
               named with the same suffix, beside them
     export    saved_models/<app>/<version>/
