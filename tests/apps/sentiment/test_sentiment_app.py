@@ -143,8 +143,26 @@ def test_evaluate_on_a_user_file_and_unknown_labels(trained, capsys, tmp_path):
         "evaluate", "--workdir", trained["workdir"], "--data", trained["data"], capsys=capsys
     )
     assert code == 0 and "accuracy" in out
-    metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
+    # Beside the held-out results, not over them.
+    metrics = json.loads((trained["workdir"] / "metrics-reviews.json").read_text())
     assert metrics["split"]["test"] == 400
+    assert (trained["workdir"] / "confusion-matrix-reviews.png").is_file()
+    assert json.loads((trained["workdir"] / "metrics.json").read_text())["split"]["test"] == 40
+    # Other column names, read with evaluate's --set.
+    renamed = tmp_path / "renamed.csv"
+    with trained["data"].open() as source, renamed.open("w", newline="") as target:
+        rows = list(csv.DictReader(source))
+        writer = csv.writer(target)
+        writer.writerow(["text", "label"])
+        writer.writerows([row["review"], row["stars"]] for row in rows[:50])
+    settings = ("data.text_column=text", "data.label_column=label")
+    code, _, err = run_cli(
+        *command_line("evaluate", *settings, workdir=trained["workdir"], data=renamed),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    renamed_metrics = json.loads((trained["workdir"] / "metrics-renamed.json").read_text())
+    assert renamed_metrics["split"]["test"] == 50
     bad = tmp_path / "bad.csv"
     bad.write_text("review,stars\ngreat film,pos\nodd film,meh\n")
     code, _, err = run_cli(
