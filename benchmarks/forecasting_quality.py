@@ -22,6 +22,7 @@ import numpy as np
 
 from apps.core import config as config_lib
 from apps.core import training
+from apps.core.app import EvaluationOutputs
 from apps.forecasting import evaluation
 from apps.forecasting.app import APP
 from pipelines import windows
@@ -90,7 +91,9 @@ def main() -> None:
             started = time.perf_counter()
             model, trained_datasets = training.train(APP, config, Path(workdir))
             seconds = time.perf_counter() - started
-            metrics = APP.evaluation.evaluate(model, config, trained_datasets, Path(workdir))
+            metrics = APP.evaluation.evaluate(
+                model, config, trained_datasets, EvaluationOutputs(Path(workdir))
+            )
             epochs = len((Path(workdir) / training.HISTORY_FILE).read_text().splitlines()) - 1
         runs.append(
             {"seed": seed, "seconds": round(seconds, 1), "epochs": epochs, **metrics["model"]}

@@ -32,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 
 from apps.core import config as config_lib
 from apps.core import training
+from apps.core.app import EvaluationOutputs
 from apps.sentiment import data as data_lib
 from apps.sentiment.app import APP
 
@@ -86,7 +87,7 @@ def app_model(config, workdir: Path) -> dict:
     _, datasets = training.train(APP, config, workdir)
     seconds = time.perf_counter() - started
     best_model = keras.saving.load_model(workdir / training.MODEL_FILE)
-    metrics = APP.evaluation.evaluate(best_model, config, datasets, workdir)
+    metrics = APP.evaluation.evaluate(best_model, config, datasets, EvaluationOutputs(workdir))
     history = (workdir / training.HISTORY_FILE).read_text().splitlines()
     header = history[0].split(",")
     validation_accuracies = [

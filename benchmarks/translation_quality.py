@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from apps.core import config as config_lib
 from apps.core import training
+from apps.core.app import EvaluationOutputs
 from apps.core.metrics import corpus_bleu
 from apps.translation import data as data_lib
 from apps.translation.app import APP
@@ -106,7 +107,7 @@ def run_app(args) -> dict:
     model.save(workdir / training.MODEL_FILE)
     config_lib.save(config, workdir / training.CONFIG_FILE)
     datasets.assets.save(workdir / training.ASSETS_DIR)
-    metrics = APP.evaluation.evaluate(model, config, datasets, workdir)
+    metrics = APP.evaluation.evaluate(model, config, datasets, EvaluationOutputs(workdir))
     return {
         "model": f"app preset {args.preset} {' '.join(args.overrides)}".strip(),
         "data": datasets.summary,

@@ -21,7 +21,7 @@ import numpy as np
 from apps.activity.config import ActivityConfig
 from apps.activity.model import build_baseline
 from apps.core import plots, training
-from apps.core.app import Datasets
+from apps.core.app import Datasets, EvaluationOutputs
 from apps.core.metrics import classification_metrics
 
 BASELINE_FILE = "frame-averaging-baseline.keras"
@@ -64,15 +64,15 @@ def frame_averaging_baseline(
 
 
 def evaluate(
-    model: keras.Model, config: ActivityConfig, datasets: Datasets, workdir: Path
+    model: keras.Model, config: ActivityConfig, datasets: Datasets, outputs: EvaluationOutputs
 ) -> dict[str, Any]:
     label_names = datasets.assets.label_names
     true_ids, model_ids = predicted_ids(model, datasets.test)
     metrics = classification_metrics(true_ids, model_ids, label_names)
     plots.confusion_matrix(
-        np.asarray(metrics["confusion_matrix"]), label_names, workdir / "confusion-matrix.png"
+        np.asarray(metrics["confusion_matrix"]), label_names, outputs.path("confusion-matrix.png")
     )
-    baseline = frame_averaging_baseline(config, datasets, workdir)
+    baseline = frame_averaging_baseline(config, datasets, outputs.workdir)
     if baseline is None:
         return metrics
     _, baseline_ids = predicted_ids(baseline, datasets.test)
@@ -80,7 +80,7 @@ def evaluate(
     plots.confusion_matrix(
         np.asarray(baseline_metrics["confusion_matrix"]),
         label_names,
-        workdir / "confusion-matrix-frame-averaging.png",
+        outputs.path("confusion-matrix-frame-averaging.png"),
     )
     metrics["frame_averaging_baseline"] = baseline_metrics
     metrics["per_class_side_by_side"] = {

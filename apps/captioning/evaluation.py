@@ -26,7 +26,7 @@ from pipelines.tokenizers import START_ID, SentenceTokenizer
 if TYPE_CHECKING:
     import argparse
 
-    from apps.core.app import App
+    from apps.core.app import App, EvaluationOutputs
 
 FEATURE_BATCH = 64
 
@@ -103,7 +103,7 @@ def evaluate(
     trained_model: CaptionModel,
     config: CaptioningConfig,
     datasets: CaptioningDatasets,
-    workdir: Path,
+    outputs: EvaluationOutputs,
 ) -> dict[str, Any]:
     """Token accuracy (teacher forcing); caption metrics of greedy and beam search and of the
     nearest-neighbour baseline side by side; samples."""

@@ -5,7 +5,7 @@ the app and its config, and the shared code calls the functions of its modules:
 
     data.py          load_data(config, assets, whole_as_test) -> Datasets; ASSETS_CLASS
     model.py         build_model(config, assets) -> compiled keras.Model
-    evaluation.py    evaluate(model, config, datasets, workdir) -> metrics;
+    evaluation.py    evaluate(model, config, datasets, outputs) -> metrics;
                      validation_callbacks(config, datasets) -> callbacks adding val_* logs
     serving.py       endpoints(model, config, assets) -> Endpoints; example_request(config);
                      read_inputs(inputs, input_file, input_specs) -> Request;
@@ -18,9 +18,13 @@ its return value (e.g. `Request.details`).
 
 Lifecycle of a work dir:
     train     config.json, assets/ (preprocessing state fitted on the training split),
-              model.keras (best checkpoint) and model.json (its score), backup/ (crash
-              recovery), logs/ (TensorBoard), history.csv, training-curves.png
-    evaluate  metrics.json and the app's plots
+              model.keras (best checkpoint) and model.json (its score and epoch; once training
+              ends also `finished`, the epochs run and why it stopped), backup/ (crash
+              recovery, deleted when the run finishes), logs/ (TensorBoard), history.csv
+              (epochs from 1), training-curves.png. A finished run is kept: a second train
+              refuses, or with --overwrite renames the work dir to WORKDIR.old-<time>
+    evaluate  metrics.json and the app's plots; with --data FILE, metrics-FILE.json and the plots
+              named with the same suffix, beside them
     export    saved_models/<app>/<version>/
 """
 
@@ -99,6 +103,25 @@ class Request:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluationOutputs:
+    """Where `evaluate` writes: `path(name)` names a metrics or plot file of this evaluation.
+
+    The held-out split's evaluation has no suffix (`metrics.json`, `forecasts.png`); one on
+    `--data FILE` adds `-<FILE's stem>` (`metrics-2024.json`, `forecasts-2024.png`), so it never
+    replaces the held-out results. `workdir` is the trained run, for what an evaluation reads
+    or keeps across evaluations (a fitted baseline).
+    """
+
+    workdir: Path
+    suffix: str = ""
+
+    def path(self, name: str) -> Path:
+        """`workdir / name` with the suffix before the extension."""
+        name = Path(name)
+        return self.workdir / f"{name.stem}{self.suffix}{name.suffix}"
+
+
 class DataModule(Protocol):
     ASSETS_CLASS: type[Assets]
 
@@ -120,9 +143,10 @@ class ModelModule(Protocol):
 
 class EvaluationModule(Protocol):
     def evaluate(
-        self, model: keras.Model, config: Any, datasets: Datasets, workdir: Path
+        self, model: keras.Model, config: Any, datasets: Datasets, outputs: EvaluationOutputs
     ) -> dict[str, Any]:
-        """Scores `datasets.test`, writes the app's plots into `workdir`, returns metrics."""
+        """Scores `datasets.test`, writes the app's plots to `outputs.path(...)`, returns
+        metrics."""
 
     def validation_callbacks(
         self, config: Any, datasets: Datasets

@@ -104,7 +104,7 @@ def run_train(app: App, args: argparse.Namespace) -> None:
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
-    training.train(app, config, workdir)
+    training.train(app, config, workdir, overwrite=args.overwrite)
     print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
 
 
@@ -126,20 +126,50 @@ def run_tune(app: App, args: argparse.Namespace) -> None:
     )
 
 
+def data_suffix(source: str) -> str:
+    """`-<stem>` of a `--data` file, folder or dataset name, safe in a file name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source.rstrip("/\\")).stem).strip("-.")
+    return f"-{stem or 'data'}"
+
+
 def run_evaluate(app: App, args: argparse.Namespace) -> None:
     from apps.core import training
+    from apps.core.app import EvaluationOutputs
 
     workdir = Path(args.workdir)
+    for override in args.overrides:
+        key = override.partition("=")[0].strip()
+        if not key.startswith("data."):
+            raise UserError(
+                f"evaluate --set {key}: only data fields (data.*) can change after training; "
+                f"the rest of the config is the trained model's"
+            )
+    if args.overrides and not args.data:
+        raise UserError(
+            "evaluate --set changes how --data FILE is read; the held-out split is read as "
+            "it was trained"
+        )
+    config_lib.apply_overrides(app.config_class(), args.overrides)  # checked before loading
     config, model, assets = training.load_trained(app, workdir)
+    outputs = EvaluationOutputs(workdir)
     if args.data:
         config.data.source = args.data
+        config_lib.apply_overrides(config, args.overrides)
+        outputs = EvaluationOutputs(workdir, data_suffix(args.data))
     datasets = app.data.load_data(config, assets, whole_as_test=bool(args.data))
-    metrics = app.evaluation.evaluate(model, config, datasets, workdir)
+    if datasets.test is None:
+        raise UserError(
+            f"{workdir} has no test split (trained with data.test_fraction=0); score a file "
+            "with evaluate --data FILE"
+        )
+    metrics = app.evaluation.evaluate(model, config, datasets, outputs)
     metrics = {"data": config.data.source, **datasets.summary, **metrics}
-    write_json(metrics, workdir / "metrics.json")
+    metrics_file = outputs.path("metrics.json")
+    replaced = metrics_file.is_file()
+    write_json(metrics, metrics_file)
     for key, value in metrics.items():
         print(f"{key}: {json.dumps(to_json_ready(value))}")
-    print(f"wrote {workdir / 'metrics.json'}")
+    print(f"wrote {metrics_file}" + (" (replacing the earlier one)" if replaced else ""))
 
 
 def run_export(app: App, args: argparse.Namespace) -> None:
@@ -262,9 +292,17 @@ def build_parser(app: App) -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a model into a work dir (rerun the same command to resume after a crash)",
+        help="train a model into a work dir (rerun the same command to resume after a crash; "
+        "a finished run is kept)",
     )
     train.add_argument("--workdir", required=True, help="folder for config, checkpoints, logs")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="when the work dir holds a finished run or one with another config, rename it to "
+        "WORKDIR.old-<time> (nothing is deleted) and train anew; an interrupted run with the "
+        "same config still resumes",
+    )
     add_config_arguments(train, app)
     train.add_argument(
         "--strategy",
@@ -314,11 +352,21 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     tune.set_defaults(run=run_tune)
 
     evaluate = commands.add_parser(
-        "evaluate", help="score the best checkpoint; writes DIR/metrics.json and plots"
+        "evaluate",
+        help="score the best checkpoint; writes DIR/metrics.json and plots (with --data FILE: "
+        "DIR/metrics-FILE.json and plots named -FILE, beside them)",
     )
     evaluate.add_argument("--workdir", required=True, help="a trained work dir")
     evaluate.add_argument(
         "--data", help="evaluate on this dataset or file instead of the held-out test split"
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="how to read --data: a data field, e.g. --set data.text_column=review (repeatable)",
     )
     evaluate.set_defaults(run=run_evaluate)
 

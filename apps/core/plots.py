@@ -24,7 +24,7 @@ def training_curves(history_file: Path, output: Path) -> None:
     metrics = [key for key in rows[0] if key not in ("epoch",) and not key.startswith("val_")]
     metrics = [key for key in metrics if key != "learning_rate"]
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
-    epochs = [int(row["epoch"]) + 1 for row in rows]
+    epochs = [int(row["epoch"]) for row in rows]
     for axis, metric in zip(axes[0], metrics, strict=True):
         axis.plot(epochs, [float(row[metric]) for row in rows], marker="o", label="train")
         if f"val_{metric}" in rows[0]:

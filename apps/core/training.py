@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,9 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 # ModelCheckpoint writes here; PublishCheckpoint renames it over MODEL_FILE once complete.
 STAGED_MODEL_FILE = "model.staged.keras"
-# The monitor value and epoch of MODEL_FILE, written when it is published.
+# The monitor value and epoch of MODEL_FILE, written when it is published; when training ends,
+# also `finished: true`, the epochs run and why it stopped (`stop`: "early_stopping", "nan" or
+# "epochs"). A work dir whose record says finished holds a finished run; `train` keeps it.
 MODEL_RECORD_FILE = "model.json"
 ASSETS_DIR = "assets"
 BACKUP_DIR = "backup"
@@ -212,6 +215,71 @@ def published_value(workdir: Path, monitor: str) -> float | None:
     return json.loads(record.read_text()).get(monitor)
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger with epochs counted from 1, as the console and `model.json` count them."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
+
+
+def history_rows(history_file: Path) -> list[dict[str, str]]:
+    """The rows of a `HistoryLogger` file; an epoch logged twice (a crash before its backup
+    repeats it) keeps its last row."""
+    if not history_file.is_file():
+        return []
+    with history_file.open() as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping that carries its state across a resumed run.
+
+    When `BackupAndRestore` (placed before it) resumes at epoch N, the state of the epochs
+    done (best value and epoch, epochs without improvement) is replayed from the history
+    file and the best weights are read from the published checkpoint, so the resumed run stops
+    where an uninterrupted one stops. Prints the epoch it resumes from. `epochs_done` counts the
+    finished epochs, resumed ones included.
+    """
+
+    def __init__(self, history_file: Path, published: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.history_file, self.published = history_file, published
+        self.epochs_done = 0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.epochs_done = self.model._initial_epoch or 0  # set by BackupAndRestore
+        if not self.epochs_done:
+            return
+        self._set_monitor_op()
+        for row in history_rows(self.history_file):
+            text = row.get(self.monitor)
+            if int(row["epoch"]) > self.epochs_done or text in (None, "", "NA"):
+                continue  # a repeated epoch, or one Keras skips for want of the monitor
+            self.wait += 1
+            if self._is_improvement(float(text), self.best):
+                self.best, self.best_epoch, self.wait = float(text), int(row["epoch"]) - 1, 0
+        best_published = run_record(self.published.parent).get("epoch") == self.best_epoch + 1
+        if self.best is not None and self.restore_best_weights and best_published:
+            model = keras.saving.load_model(self.published, compile=False)
+            self.best_weights = model.get_weights()
+        best = (
+            f"best epoch {self.best_epoch + 1} ({self.monitor} {self.best:.6g}), "
+            f"{self.wait} of patience {self.patience} epochs without improvement"
+            if self.best is not None
+            else "no best epoch yet"
+        )
+        print(
+            f"resuming at epoch {self.epochs_done + 1} of {self.params['epochs']}: "
+            f"{self.epochs_done} done, {best}"
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.epochs_done = epoch + 1
+
+
 def early_stopping(app: App, training: config_lib.TrainingConfig) -> keras.callbacks.Callback:
     """Stops when `app.monitor` stops improving and keeps the best epoch's weights."""
     return keras.callbacks.EarlyStopping(
@@ -255,10 +323,11 @@ def callbacks(
     staged = workdir / STAGED_MODEL_FILE
     # Order matters for crash recovery: an epoch's history row, then its checkpoint, then its
     # backup. A crash before the backup repeats the epoch on resume (its row appears twice)
-    # rather than losing its row or, were it the best epoch, its model.
+    # rather than losing its row or, were it the best epoch, its model. Early stopping reads
+    # the epoch BackupAndRestore resumes from, so it comes after it.
     return [
         *app.evaluation.validation_callbacks(config, datasets),
-        keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
+        HistoryLogger(str(workdir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
             str(staged),
             monitor=app.monitor,
@@ -270,34 +339,140 @@ def callbacks(
         keras.callbacks.BackupAndRestore(
             str(workdir / BACKUP_DIR),
             save_freq=training.backup_every_steps or "epoch",
-            delete_checkpoint=True,
+            # `train` deletes the backup once the finished run is recorded.
+            delete_checkpoint=False,
             # Keeps the previous backup too, so a kill while writing one loses nothing.
             double_checkpoint=True,
         ),
-        early_stopping(app, training),
+        ResumableEarlyStopping(
+            workdir / HISTORY_FILE,
+            workdir / MODEL_FILE,
+            monitor=app.monitor,
+            mode=app.monitor_mode,
+            patience=training.early_stopping_patience,
+            restore_best_weights=True,
+        ),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
         keras.callbacks.TerminateOnNaN(),
     ]
 
 
-def prepare_workdir(app: App, config: Any, workdir: Path) -> None:
-    """Writes the resolved config; refuses to resume a crashed run under another config."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def run_record(workdir: Path) -> dict[str, Any]:
+    """The work dir's `model.json` (empty when there is none)."""
+    record = workdir / MODEL_RECORD_FILE
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def stop_reason(record: dict[str, Any]) -> str:
+    """Why a finished run stopped, from its record: "stopped early at epoch 3, best epoch 1"."""
+    epochs, best = record["epochs_run"], f"best epoch {record['epoch']}"
+    if record["stop"] == "early_stopping":
+        return f"stopped early at epoch {epochs}, {best}"
+    if record["stop"] == "nan":
+        return f"stopped at epoch {epochs} when the loss became NaN, {best}"
+    return f"ran all {epochs} epochs, {best}"
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list:
+    """The dotted fields whose values differ between two config dicts, with both values."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += config_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key} {json.dumps(old)} -> {json.dumps(new)}")
+    return differences
+
+
+def set_aside(workdir: Path) -> Path:
+    """Renames `workdir` to `<workdir>.old-<local time>` (a free name) and returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = workdir.with_name(f"{workdir.name}.old-{stamp}")
+    count = 1
+    while target.exists():
+        count += 1
+        target = workdir.with_name(f"{workdir.name}.old-{stamp}-{count}")
+    workdir.rename(target)
+    return target
+
+
+def prepare_workdir(app: App, config: Any, workdir: Path, overwrite: bool = False) -> None:
+    """Makes `workdir` ready for `config`: fresh, resumed, or refused.
+
+    A work dir holds a run once it has a published model or a crash backup. A finished run
+    (its record says so) is never trained again, and a run under another config is never
+    resumed: both refuse with a `UserError` naming `--overwrite`; with `overwrite` the old work
+    dir is renamed to `<workdir>.old-<time>` instead. An interrupted run under the same config
+    resumes (with or without `overwrite`: it ends as a fresh run would). Anything else (a run
+    that failed before its first epoch) is cleared.
+    """
+    workdir = workdir.resolve()
     config_file = workdir / CONFIG_FILE
-    interrupted = (workdir / BACKUP_DIR).exists()
-    if interrupted and config_file.is_file():
-        previous = json.loads(config_file.read_text())
-        if previous != json.loads(json.dumps(config_lib.to_dict(config))):
+    record = run_record(workdir)
+    finished = record.get("finished", False) and (workdir / MODEL_FILE).is_file()
+    interrupted = not finished and (
+        (workdir / MODEL_FILE).is_file() or (workdir / BACKUP_DIR).is_dir()
+    )
+    differences = []
+    if finished or interrupted:
+        saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        differences = config_differences(saved, json.loads(json.dumps(config_lib.to_dict(config))))
+    if (finished or differences) and overwrite:
+        print(f"moved the earlier run in {workdir} to {set_aside(workdir)}")
+    elif finished or differences:
+        changes = "; ".join(differences[:3]) + (
+            f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+        )
+        aside = f"--overwrite to move it to {workdir.name}.old-<time> and train anew"
+        if finished and differences:
             raise UserError(
-                f"{workdir} holds an interrupted run with another config; rerun the same "
-                f"command to resume it, or use a new --workdir"
+                f"{workdir} holds a finished run with another config ({changes}); use another "
+                f"--workdir, or {aside}"
             )
-    if not interrupted:
-        # A fresh run: forget the history, checkpoint and preprocessing of an earlier one.
+        if finished:
+            raise UserError(
+                f"{workdir} holds a finished run ({stop_reason(record)}); evaluate or export "
+                f"it, or {aside}"
+            )
+        raise UserError(
+            f"{workdir} holds an interrupted run with another config ({changes}); rerun "
+            f"its command to resume it, or {aside}"
+        )
+    elif interrupted and not (workdir / BACKUP_DIR).is_dir():
+        print(f"restarting the interrupted run in {workdir}: it stopped before its first backup")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / BACKUP_DIR).is_dir():
+        # Nothing to resume: forget the history, checkpoint and preprocessing of a failed start.
         for name in (HISTORY_FILE, MODEL_FILE, STAGED_MODEL_FILE, MODEL_RECORD_FILE):
             (workdir / name).unlink(missing_ok=True)
         shutil.rmtree(workdir / ASSETS_DIR, ignore_errors=True)
     config_lib.save(config, config_file)
+
+
+def record_finished(
+    workdir: Path, stopping: ResumableEarlyStopping, history: keras.callbacks.History
+) -> dict[str, Any]:
+    """Adds `finished`, the epochs run and the stop reason to `model.json`, then deletes the
+    crash backup (in that order: a kill in between leaves a finished run and a stale backup)."""
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        stop = "nan"
+    elif stopping.stopped_epoch > 0:
+        stop = "early_stopping"
+    else:
+        stop = "epochs"
+    record = {
+        **run_record(workdir),
+        "finished": True,
+        "epochs_run": stopping.epochs_done,
+        "stop": stop,
+    }
+    partial = workdir / f"{MODEL_RECORD_FILE}.partial"
+    partial.write_text(json.dumps(record))
+    partial.replace(workdir / MODEL_RECORD_FILE)
+    shutil.rmtree(workdir / BACKUP_DIR, ignore_errors=True)
+    return record
 
 
 def load_assets(app: App, workdir: Path) -> Assets | None:
@@ -308,9 +483,15 @@ def load_assets(app: App, workdir: Path) -> Assets | None:
     return None
 
 
-def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
-    """Trains `app` under `config` in `workdir`; resumes an interrupted run in the same place."""
-    prepare_workdir(app, config, workdir)
+def train(
+    app: App, config: Any, workdir: Path, overwrite: bool = False
+) -> tuple[keras.Model, Datasets]:
+    """Trains `app` under `config` in `workdir`; resumes an interrupted run in the same place.
+
+    A work dir holding a finished run or a run under another config is refused unless
+    `overwrite`, which moves it aside (`prepare_workdir`).
+    """
+    prepare_workdir(app, config, workdir, overwrite)
     keras.utils.set_random_seed(config.training.seed)
     strategy = distribution_strategy(config.training.strategy)
     datasets = app.data.load_data(global_batch_config(config, strategy), load_assets(app, workdir))
@@ -321,18 +502,25 @@ def train(app: App, config: Any, workdir: Path) -> tuple[keras.Model, Datasets]:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         work_around_multi_worker_fit(model, strategy, next(iter(datasets.train)))
     model.summary(print_fn=lambda line, **_: print(line))
+    run_callbacks = callbacks(app, config, workdir, datasets)
     history = fit(
         model,
         datasets,
         config.training.epochs,
-        callbacks(app, config, workdir, datasets),
+        run_callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if not (workdir / MODEL_FILE).is_file():
+        shutil.rmtree(workdir / BACKUP_DIR, ignore_errors=True)
         raise UserError(
             f"training stopped before any checkpoint was written (last logs: "
             f"{ {key: values[-1] for key, values in history.history.items()} })"
         )
+    (stopping,) = [
+        callback for callback in run_callbacks if isinstance(callback, ResumableEarlyStopping)
+    ]
+    record = record_finished(workdir, stopping, history)
+    print(f"{stop_reason(record)} ({app.monitor} {record[app.monitor]:.6g})")
     plots.training_curves(workdir / HISTORY_FILE, workdir / "training-curves.png")
     return model, datasets
 

@@ -315,7 +315,7 @@ def tune(
 
     if export_best:
         best_dir = workdir / BEST_DIR
-        training.train(app, best_config, best_dir)
+        training.train(app, best_config, best_dir, overwrite=True)
         best_config, model, assets = training.load_trained(app, best_dir)
         root = export_root or Path(best_config.export.export_dir)
         print(f"exported: {export.export(app, model, best_config, assets, root)}")

@@ -3,8 +3,10 @@
 Data (--data): sunspots (monthly, pmdarima), seattle-weather (daily, vega_datasets), or your own
 CSV file: a time column (the first, or --set data.time_column=...), target columns (every
 other column, or --set data.target_columns=a,b) and optional covariate columns
-(--set data.covariate_columns=c). Empty cells are interpolated (--set data.missing=fail to
-refuse them). Presets: base (sunspots benchmark), quick (the main job), weather, tiny (tests).
+(--set data.covariate_columns=c). Empty cells are interpolated and counted (--set
+data.missing=fail to refuse them); more than data.max_missing_fraction (0.05) of a column's
+cells refuses the series. Presets: base (sunspots benchmark), quick (the main job), weather,
+tiny (tests).
 
 predict --input FILE reads a CSV whose first column is the time and whose other columns are the
 model's columns in training order (targets first); it forecasts the steps after the file's end

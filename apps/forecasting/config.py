@@ -26,6 +26,9 @@ class DataConfig(core_config.DataConfig):
     known_future_columns: tuple[str, ...] = ()
     # Empty cells: "interpolate" (linear in time) or "fail" (name the first one).
     missing: Literal["interpolate", "fail"] = "interpolate"
+    # Interpolating more than this share of a column's cells refuses the series (naming the
+    # columns); fewer are reported.
+    max_missing_fraction: float = 0.05
     lookback: int = 132
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,10 @@ class SeriesAssets(Assets):
     linear_transform: str = ""
     linear_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     linear_bias: list[float] = dataclasses.field(default_factory=list)
+    # The ridge baseline of `evaluate` (every lookback step, `evaluation.ridge_alpha`, original
+    # units), fitted on the training windows and kept, so `evaluate --data FILE` scores it too.
+    ridge_kernel: list[list[float]] = dataclasses.field(default_factory=list)
+    ridge_bias: list[float] = dataclasses.field(default_factory=list)
 
     FILE = "series.json"
 
@@ -110,6 +115,11 @@ def check_config(config: ForecastingConfig) -> None:
             raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
     if data.limit < 0:
         raise UserError(f"data.limit: expected 0 (all) or a positive integer, got {data.limit}")
+    if not 0.0 <= data.max_missing_fraction <= 1.0:
+        raise UserError(
+            "data.max_missing_fraction: expected a share in [0, 1], got "
+            f"{data.max_missing_fraction}"
+        )
 
 
 def read_series(config: ForecastingConfig) -> time_series.TimeSeries:
@@ -128,10 +138,45 @@ def read_series(config: ForecastingConfig) -> time_series.TimeSeries:
             f"{', '.join(series.covariate_columns) or '(none)'}"
         )
     if data.limit:
-        series = dataclasses.replace(
-            series, times=series.times[-data.limit :], values=series.values[-data.limit :]
-        )
+        series = last_steps(series, data.limit)
+    report = time_series.missing_report(
+        series,
+        data.max_missing_fraction,
+        "fill the gaps, or allow more with --set data.max_missing_fraction=SHARE",
+    )
+    if report:
+        print(f"note: {report}", file=sys.stderr)
     return series
+
+
+def last_steps(series: time_series.TimeSeries, steps: int) -> time_series.TimeSeries:
+    """The last `steps` time steps of `series`."""
+    return dataclasses.replace(
+        series,
+        times=series.times[-steps:],
+        values=series.values[-steps:],
+        missing=series.missing[-steps:],
+    )
+
+
+def check_columns(
+    series: time_series.TimeSeries, assets: SeriesAssets, config: ForecastingConfig
+) -> None:
+    """Refuses a series whose columns do not fit the trained model's.
+
+    Columns the config names (`data.target_columns`, `data.covariate_columns`, e.g. set for
+    `evaluate --data FILE`) stand for the trained ones in order; columns found by default must
+    carry the trained names.
+    """
+    named = config.data.target_columns or config.data.covariate_columns
+    counts = (len(series.target_columns), len(series.covariate_columns))
+    trained_counts = (len(assets.target_columns), len(assets.covariate_columns))
+    if counts != trained_counts or (not named and list(series.columns) != assets.columns):
+        raise DataError(
+            f"{config.data.source}: columns {', '.join(series.columns)} differ from the trained "
+            f"model's {', '.join(assets.columns)} (targets first); name the file's columns "
+            f"with --set data.target_columns=... and data.covariate_columns=..."
+        )
 
 
 def seasonal_scale(values: np.ndarray, season: int) -> list[float]:
@@ -195,11 +240,8 @@ def load_data(
     check_config(config)
     data = config.data
     series = read_series(config)
-    if assets is not None and list(series.columns) != assets.columns:
-        raise DataError(
-            f"{data.source}: columns {', '.join(series.columns)} differ from the trained "
-            f"model's {', '.join(assets.columns)}"
-        )
+    if assets is not None:
+        check_columns(series, assets, config)
     window = data.lookback + data.horizon
     time_series.check_length(
         series, window, f"one window (lookback {data.lookback} + horizon {data.horizon})"
@@ -233,6 +275,15 @@ def load_data(
             normalized.astype(np.float64), train_starts, config, len(assets.target_columns)
         )
         assets.highway_kernel, assets.highway_bias = kernel.tolist(), bias.tolist()
+    if not assets.ridge_kernel and "train" in splits:
+        train_starts = windows.window_starts(splits["train"], data.lookback, data.horizon)
+        kernel, bias = evaluation.fit_ridge(
+            *windows.window_arrays(
+                series.values, train_starts, data.lookback, data.horizon, len(assets.target_columns)
+            ),
+            config.evaluation.ridge_alpha,
+        )
+        assets.ridge_kernel, assets.ridge_bias = kernel.tolist(), bias.tolist()
     if model.linear_base and not assets.linear_kernel and "train" in splits:
         lags, alpha, transform, kernel, bias = fit_linear_base(
             series.values.astype(np.float64), splits, config, len(assets.target_columns)
@@ -267,6 +318,8 @@ def load_data(
         "columns": {"targets": assets.target_columns, "covariates": assets.covariate_columns},
         "test_windows": int(len(test_starts)),
     }
+    if series.missing.any():
+        summary["interpolated_cells"] = time_series.missing_counts(series)
     return SeriesDatasets(
         train=dataset("train", training=True),
         validation=dataset("validation", training=False),

@@ -2,7 +2,8 @@
 
 Baselines: the last observed value, the seasonal naive forecast (the value one season
 earlier) and a ridge regression from the whole lookback window (every column, original
-units) to every horizon step, fitted on the training windows (scikit-learn's `Ridge`). The same
+units) to every horizon step, fitted on the training windows (scikit-learn's `Ridge`) and kept
+in the assets, so `evaluate --data FILE` compares the same baselines. The same
 ridge, with its lag count, penalty and an optional square-root transform chosen on the
 validation windows (`choose_ridge`), is the strongest linear peer and the model's linear base.
 Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 import sklearn.linear_model
 
+from apps.core.app import EvaluationOutputs
 from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
@@ -221,10 +223,10 @@ def evaluate(
     trained_model: keras.Model,
     config: ForecastingConfig,
     datasets: SeriesDatasets,
-    workdir: Path,
+    outputs: EvaluationOutputs,
 ) -> dict[str, Any]:
     """Scores the test windows against the baselines; plots forecasts and errors per step."""
-    assets, series, splits = datasets.assets, datasets.series, datasets.splits
+    assets, series = datasets.assets, datasets.series
     lookback, horizon = config.data.lookback, config.data.horizon
     targets = len(assets.target_columns)
     quantiles = tuple(config.model.quantiles)
@@ -252,12 +254,8 @@ def evaluate(
             histories, horizon, targets, config.evaluation.season
         ),
     }
-    if "train" in splits:
-        train_starts = windows.window_starts(splits["train"], lookback, horizon)
-        train_histories, train_futures = windows.window_arrays(
-            series.values, train_starts, lookback, horizon, targets
-        )
-        weights, bias = fit_ridge(train_histories, train_futures, config.evaluation.ridge_alpha)
+    if assets.ridge_kernel:  # fitted on the training windows (data.load_data)
+        weights, bias = np.asarray(assets.ridge_kernel), np.asarray(assets.ridge_bias)
         forecasts["ridge"] = ridge_forecast(histories, weights, bias, horizon)
 
     scale = np.asarray(assets.seasonal_scale)
@@ -294,7 +292,7 @@ def evaluate(
         forecast_steps - first,
         shown,
         assets.target_columns,
-        workdir / "forecasts.png",
+        outputs.path("forecasts.png"),
         interval,
     )
     plot_step_errors(
@@ -303,7 +301,7 @@ def evaluate(
             for name, values in metrics.items()
             if isinstance(values, dict)
         },
-        workdir / "error-per-step.png",
+        outputs.path("error-per-step.png"),
     )
     return metrics
 

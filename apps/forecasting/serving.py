@@ -25,7 +25,7 @@ import tensorflow as tf
 from apps.core.app import Endpoints, Request
 from apps.core.errors import UserError
 from apps.forecasting import data
-from apps.forecasting.config import ForecastingConfig
+from apps.forecasting.config import DataConfig, ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.losses import median_index
 from pipelines.errors import DataError
@@ -121,6 +121,13 @@ def read_inputs(
             f"columns, targets first, after the time column)"
         )
     time_series.check_length(series, lookback, "the model's lookback")
+    report = time_series.missing_report(
+        series,
+        DataConfig.max_missing_fraction,
+        "fill the gaps in the file (the limit is data.max_missing_fraction's default)",
+    )
+    if report:
+        print(f"note: {report}", file=sys.stderr)
     return Request(
         {"history": series.values[None, -lookback:, :]},
         details={"columns": list(series.columns), "times": series.times},

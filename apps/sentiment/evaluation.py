@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
 from apps.core import plots
-from apps.core.app import Datasets
+from apps.core.app import Datasets, EvaluationOutputs
 from apps.core.metrics import classification_metrics
 from apps.sentiment.config import SentimentConfig
 
 
 def evaluate(
-    model: keras.Model, config: SentimentConfig, datasets: Datasets, workdir: Path
+    model: keras.Model, config: SentimentConfig, datasets: Datasets, outputs: EvaluationOutputs
 ) -> dict[str, Any]:
     true_ids, predicted_ids = [], []
     for ids, labels in datasets.test:
@@ -26,7 +25,7 @@ def evaluate(
         np.concatenate(true_ids), np.concatenate(predicted_ids), label_names
     )
     plots.confusion_matrix(
-        np.asarray(metrics["confusion_matrix"]), label_names, workdir / "confusion-matrix.png"
+        np.asarray(metrics["confusion_matrix"]), label_names, outputs.path("confusion-matrix.png")
     )
     return metrics
 

@@ -25,7 +25,7 @@ from pipelines.tokenizers import PAD_ID, START_ID
 if TYPE_CHECKING:
     import argparse
 
-    from apps.core.app import App
+    from apps.core.app import App, EvaluationOutputs
 
 
 def canonical_targets(target_tokenizer, pairs) -> list[str]:
@@ -55,7 +55,7 @@ def evaluate(
     trained_model: TranslationModel,
     config: TranslationConfig,
     datasets: TranslationDatasets,
-    workdir: Path,
+    outputs: EvaluationOutputs,
 ) -> dict[str, Any]:
     """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
     results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)

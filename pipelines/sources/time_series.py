@@ -4,7 +4,8 @@ A source is read into a `TimeSeries`: one row per time step in increasing time o
 target columns first, then the covariate columns, all float32. The time column must parse as
 dates (or numbers), strictly increase and hold no duplicates; value cells must be numbers or
 empty. Empty cells follow the missing-value policy: `"interpolate"` fills them linearly in time
-(the ends take the nearest value), `"fail"` raises naming the first missing cell. Every problem
+(the ends take the nearest value) and `TimeSeries.missing` marks them (`missing_report`
+counts them and refuses too many), `"fail"` raises naming the first missing cell. Every problem
 raises `pipelines.errors.DataError` naming the file, row and column; rows are counted as lines
 of the file, the header being row 1.
 """
@@ -30,13 +31,15 @@ MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 
 @dataclasses.dataclass
 class TimeSeries:
-    """A regular series: `values[t, c]` is column `columns[c]` at time `times[t]`."""
+    """A regular series: `values[t, c]` is column `columns[c]` at time `times[t]`; `missing[t, c]`
+    is True where the source's cell was empty and `values` holds an interpolation."""
 
     times: np.ndarray
     values: np.ndarray
     target_columns: tuple[str, ...]
     covariate_columns: tuple[str, ...]
     source: str
+    missing: np.ndarray
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -244,13 +247,49 @@ def load_time_series(
         raise DataError(f"{where}: column {clash!r} is named in two roles")
     times = _parse_times(frame[time_column], where, time_column)
     columns = target_columns + covariate_columns
-    values = fill_missing(_parse_values(frame, columns, where), missing, columns, where)
+    raw = _parse_values(frame, columns, where)
+    values = fill_missing(raw, missing, columns, where)
     return TimeSeries(
         times=times,
         values=values.astype(np.float32),
         target_columns=target_columns,
         covariate_columns=covariate_columns,
         source=source,
+        missing=np.isnan(raw),
+    )
+
+
+def missing_counts(series: TimeSeries) -> dict[str, int]:
+    """Interpolated cells per column, for the columns that have any."""
+    counts = series.missing.sum(axis=0)
+    return {
+        column: int(count) for column, count in zip(series.columns, counts, strict=True) if count
+    }
+
+
+def missing_report(series: TimeSeries, max_fraction: float, remedy: str) -> str:
+    """One line on the interpolated cells of `series` ("" when there are none).
+
+    Raises `DataError` naming the columns whose share of interpolated cells exceeds
+    `max_fraction`, followed by `remedy` (what the user can do about it).
+    """
+    counts = missing_counts(series)
+    if not counts:
+        return ""
+    steps = len(series)
+    over = {column: count for column, count in counts.items() if count > max_fraction * steps}
+    if over:
+        shares = ", ".join(
+            f"{column!r} {count / steps:.1%} ({count} of {steps})" for column, count in over.items()
+        )
+        raise DataError(
+            f"{series.source}: too many missing values to interpolate in {shares}, more than "
+            f"{max_fraction:g} of a column; {remedy}"
+        )
+    cells = ", ".join(f"{column!r} {count}" for column, count in counts.items())
+    return (
+        f"{series.source}: interpolated {sum(counts.values())} missing cells ({cells}) of "
+        f"{steps} time steps"
     )
 
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,20 @@ def test_interpolates_missing_values_linearly(tmp_path):
     path = write_csv(tmp_path, "t,y\n1,1\n2,\n3,NA\n4,4\n5,\n")
     series = time_series.load_time_series(path, missing="interpolate")
     np.testing.assert_allclose(series.values[:, 0], [1, 2, 3, 4, 4])
+
+
+def test_interpolated_cells_are_marked_counted_and_refused_above_a_share(tmp_path):
+    path = write_csv(tmp_path, "t,a,b\n1,1,1\n2,,2\n3,3,\n4,,4\n5,5,5\n")
+    series = time_series.load_time_series(path)
+    np.testing.assert_array_equal(series.missing[:, 0], [False, True, False, True, False])
+    assert time_series.missing_counts(series) == {"a": 2, "b": 1}
+    report = time_series.missing_report(series, 0.4, "fill them")
+    assert report == f"{path}: interpolated 3 missing cells ('a' 2, 'b' 1) of 5 time steps"
+    message = f"{path}: too many missing values to interpolate in 'a' 40.0% (2 of 5), more than "
+    with pytest.raises(DataError, match=re.escape(message + "0.2 of a column; fill them")):
+        time_series.missing_report(series, 0.2, "fill them")
+    complete = time_series.load_time_series(write_csv(tmp_path, "t,y\n1,1\n2,2\n", "full.csv"))
+    assert time_series.missing_report(complete, 0.0, "fill them") == ""
 
 
 def test_missing_policy_fail_names_the_first_missing_cell(tmp_path):

@@ -3,16 +3,19 @@ train -> evaluate -> predict through the core alone."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 import toy_app
 from command_lines import command_line
 
-from apps.core import cli
+from apps.core import cli, training
 
 
 def run(arguments, capsys):
@@ -124,3 +127,146 @@ def test_a_beam_width_below_one_is_refused(width, tmp_path, capsys):
         main(["translate", "--workdir", str(tmp_path), "--beam-width", width, "Hallo"])
     assert exit_info.value.code == 2
     assert "argument --beam-width:" in capsys.readouterr().err
+
+
+def history_epochs(workdir):
+    with (workdir / "history.csv").open() as handle:
+        return [(int(row["epoch"]), float(row["val_loss"])) for row in csv.DictReader(handle)]
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Stops training as a kill would, once epoch `epoch` (from 1) and its backup are written."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+# The toy's loss stops improving after epoch 3 with these settings: patience 2 stops it at 5.
+EARLY_STOPPING = ("training.epochs=30", "training.early_stopping_patience=2")
+
+
+def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(tmp_path, capsys, monkeypatch):
+    reference = tmp_path / "reference"
+    status, out, _ = run(command_line("train", *EARLY_STOPPING, workdir=reference), capsys)
+    assert status == 0
+    assert "stopped early at epoch 5, best epoch 3" in out
+    expected = history_epochs(reference)
+    assert [epoch for epoch, _ in expected] == [1, 2, 3, 4, 5]  # counted from 1, as printed
+
+    workdir = tmp_path / "resumed"
+    plain_callbacks = training.callbacks
+    monkeypatch.setattr(
+        training, "callbacks", lambda *arguments: [*plain_callbacks(*arguments), InterruptAfter(4)]
+    )
+    assert run(command_line("train", *EARLY_STOPPING, workdir=workdir), capsys)[0] == 130
+    assert (workdir / "backup").is_dir() and "finished" not in json.loads(
+        (workdir / "model.json").read_text()
+    )
+    monkeypatch.setattr(training, "callbacks", plain_callbacks)
+    status, out, _ = run(command_line("train", *EARLY_STOPPING, workdir=workdir), capsys)
+    assert status == 0
+    resumed = history_epochs(workdir)
+    assert [epoch for epoch, _ in resumed] == [1, 2, 3, 4, 5]
+    assert "resuming at epoch 5 of 30: 4 done, best epoch 3" in out
+    assert "1 of patience 2 epochs without improvement" in out
+    assert "stopped early at epoch 5, best epoch 3" in out
+    np.testing.assert_allclose([loss for _, loss in resumed], [loss for _, loss in expected])
+    record = json.loads((workdir / "model.json").read_text())
+    assert record == json.loads((reference / "model.json").read_text())
+    assert record["finished"] and record["epochs_run"] == 5 and record["stop"] == "early_stopping"
+    assert not (workdir / "backup").exists()
+
+
+def test_a_finished_run_is_kept_unless_overwrite_moves_it_aside(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    status, out, _ = run(command_line("train", workdir=workdir), capsys)
+    assert status == 0 and "ran all 3 epochs, best epoch 3" in out
+    model_bytes = (workdir / "model.keras").read_bytes()
+
+    status, _, err = run(command_line("train", workdir=workdir), capsys)
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {workdir} holds a finished run (ran all 3 epochs, best epoch 3)")
+    assert "--overwrite" in err
+
+    status, _, err = run(
+        command_line("train", "training.learning_rate=0.01", workdir=workdir), capsys
+    )
+    assert status == 2 and err.count("\n") == 1
+    assert "finished run with another config (training.learning_rate 0.05 -> 0.01)" in err
+    assert "--overwrite" in err
+    assert (workdir / "model.keras").read_bytes() == model_bytes
+
+    arguments = command_line("train --overwrite", "training.learning_rate=0.01", workdir=workdir)
+    status, out, _ = run(arguments, capsys)
+    assert status == 0
+    (aside,) = tmp_path.glob("run.old-*")
+    assert f"moved the earlier run in {workdir} to {aside}" in out
+    assert (aside / "model.keras").read_bytes() == model_bytes
+    assert json.loads((aside / "config.json").read_text())["training"]["learning_rate"] == 0.05
+    assert json.loads((workdir / "config.json").read_text())["training"]["learning_rate"] == 0.01
+
+
+def test_an_interrupted_run_is_not_resumed_under_another_config(tmp_path, capsys, monkeypatch):
+    workdir = tmp_path / "run"
+    plain_callbacks = training.callbacks
+    monkeypatch.setattr(
+        training, "callbacks", lambda *arguments: [*plain_callbacks(*arguments), InterruptAfter(1)]
+    )
+    assert run(command_line("train", workdir=workdir), capsys)[0] == 130
+    monkeypatch.setattr(training, "callbacks", plain_callbacks)
+    arguments = command_line("train", "model.activation=relu", "training.epochs=4", workdir=workdir)
+    status, _, err = run(arguments, capsys)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "interrupted run with another config (model.activation" in err
+    assert '"linear" -> "relu"; training.epochs 3 -> 4)' in err and "--overwrite" in err
+    status, out, _ = run(command_line("train", workdir=workdir), capsys)
+    assert status == 0 and "resuming at epoch 2 of 3: 1 done" in out
+
+
+def test_evaluate_on_a_file_writes_beside_the_held_out_results(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert run(command_line("train", workdir=workdir), capsys)[0] == 0
+    assert run(command_line("evaluate", workdir=workdir), capsys)[0] == 0
+    held_out = (workdir / "metrics.json").read_text(), (workdir / "errors.csv").read_text()
+    assert json.loads(held_out[0])["examples"] == 256
+
+    other = tmp_path / "other sums.csv"  # the toy draws its own numbers; the name matters
+    arguments = command_line("evaluate", "data.examples=64", workdir=workdir, data=other)
+    status, out, _ = run(arguments, capsys)
+    assert status == 0
+    metrics = json.loads((workdir / "metrics-other-sums.json").read_text())
+    assert metrics["data"] == str(other) and metrics["examples"] == 64
+    assert len((workdir / "errors-other-sums.csv").read_text().splitlines()) == 64
+    assert f"wrote {workdir / 'metrics-other-sums.json'}\n" in out
+    assert (
+        (workdir / "metrics.json").read_text(),
+        (workdir / "errors.csv").read_text(),
+    ) == held_out
+    status, out, _ = run(arguments, capsys)
+    assert status == 0 and "metrics-other-sums.json (replacing the earlier one)" in out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--data", "other.csv", "--set", "model.activation=relu"],
+            "evaluate --set model.activation: only data fields (data.*) can change after training",
+        ),
+        (
+            ["--data", "other.csv", "--set", "data.rows=3"],
+            "unknown config key 'data.rows'; valid keys: data.examples",
+        ),
+        (["--set", "data.examples=64"], "evaluate --set changes how --data FILE is read"),
+    ],
+)
+def test_evaluate_settings_are_data_fields_for_a_file(arguments, message, tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    status, _, err = run(["evaluate", "--workdir", str(tmp_path), *arguments], capsys)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and message in err

@@ -164,15 +164,40 @@ def test_predict_from_csv_writes_the_next_steps(trained, tmp_path, capsys):
 
 
 def test_evaluate_on_a_user_file(trained, tmp_path, capsys):
+    workdir = trained["workdir"]
+    held_out = json.loads((workdir / "metrics.json").read_text())
     data = tmp_path / "other.csv"
-    sine_frame(60, start="2010-01-01").to_csv(data, index=False)
+    # Other column names, read with evaluate's --set.
+    sine_frame(60, start="2010-01-01").rename(columns={"month": "t", "level": "y"}).to_csv(
+        data, index=False
+    )
     code, out, err = run_cli(
-        "evaluate", "--workdir", trained["workdir"], "--data", data, capsys=capsys
+        "evaluate",
+        "--workdir",
+        workdir,
+        "--data",
+        data,
+        "--set",
+        "data.time_column=t",
+        "--set",
+        "data.target_columns=y",
+        capsys=capsys,
     )
     assert code == 0, err
-    metrics = json.loads((trained["workdir"] / "metrics.json").read_text())
+    assert json.loads((workdir / "metrics.json").read_text()) == held_out
+    metrics = json.loads((workdir / "metrics-other.json").read_text())
     assert metrics["test_windows"] == 60 - 16 - 4 + 1
-    assert "ridge" not in metrics and "last_value" in metrics
+    # The same forecasters as on the held-out split: the ridge is the training run's.
+    assert {name for name in metrics if isinstance(metrics[name], dict)} >= {
+        "model",
+        "last_value",
+        "seasonal_naive",
+        "ridge",
+    }
+    assert metrics["ridge"]["mae"] < 0.2 * metrics["last_value"]["mae"], metrics
+    assert metrics["best_baseline"] == held_out["best_baseline"] == "seasonal_naive"
+    for name in ["forecasts", "error-per-step"]:
+        assert (workdir / f"{name}-other.png").is_file()
 
 
 def write(path: Path, text: str) -> Path:
@@ -189,6 +214,13 @@ def write(path: Path, text: str) -> Path:
         ("t,y\n1,1\n1,2\n", [], "duplicated"),
         ("t,y\n1,1\n", ["--set", "data.target_columns=z"], "unknown column 'z'"),
         ("t,y\n1,\n", ["--set", "data.missing=fail"], "row 2, column 'y': missing value"),
+        (
+            "t,y,z\n" + "".join(f"{i},{'' if i % 8 == 1 else i},{i}\n" for i in range(40)),
+            [],
+            "too many missing values to interpolate in 'y' 12.5% (5 of 40), more than 0.05 of "
+            "a column; fill the gaps, or allow more with --set data.max_missing_fraction=SHARE",
+        ),
+        (None, ["--set", "data.max_missing_fraction=2"], "data.max_missing_fraction: expected"),
         (
             None,
             ["--set", "model.model_type=magic"],
@@ -241,3 +273,31 @@ def test_malformed_requests_are_refused_cleanly_in_one_process(
     assert result["outcomes"]["empty batch"] == "answered", result
     assert result["outcomes"]["256 rows"] == "answered", result
     assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_interpolated_cells_are_reported_and_too_many_refused(trained, tmp_path, capsys):
+    frame = sine_frame(60, start="2010-01-01")
+    frame["level"] = frame["level"].astype(object)
+    frame.loc[[20, 41], "level"] = ""
+    gappy = tmp_path / "gappy.csv"
+    frame.to_csv(gappy, index=False)
+    code, _, err = run_cli(
+        "evaluate", "--workdir", trained["workdir"], "--data", gappy, capsys=capsys
+    )
+    assert code == 0, err
+    assert f"note: {gappy}: interpolated 2 missing cells ('level' 2) of 60 time steps\n" in err
+    metrics = json.loads((trained["workdir"] / "metrics-gappy.json").read_text())
+    assert metrics["interpolated_cells"] == {"level": 2}
+
+    code, out, err = run_cli(
+        "predict", "--model", trained["version"], "--input", gappy, capsys=capsys
+    )
+    assert code == 0 and "interpolated 2 missing cells ('level' 2)" in err
+    assert out.startswith("time,level")  # the forecast alone on stdout
+    frame.loc[[30, 35, 40, 45, 50], "level"] = ""
+    frame.to_csv(gappy, index=False)
+    code, _, err = run_cli(
+        "predict", "--model", trained["version"], "--input", gappy, capsys=capsys
+    )
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "'level' 11.7% (7 of 60), more than 0.05 of a column; fill the gaps in the file" in err

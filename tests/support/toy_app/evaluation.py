@@ -1,9 +1,10 @@
 import numpy as np
 
 
-def evaluate(model, config, datasets, workdir):
-    errors = [np.abs(model(x) - y) for x, y in datasets.test]
-    return {"mae": float(np.mean(np.concatenate(errors)))}
+def evaluate(model, config, datasets, outputs):
+    errors = np.concatenate([np.abs(model(x) - y) for x, y in datasets.test])
+    np.savetxt(outputs.path("errors.csv"), errors)
+    return {"mae": float(np.mean(errors))}
 
 
 def validation_callbacks(config, datasets):
