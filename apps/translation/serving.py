@@ -21,6 +21,7 @@ from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
 from apps.translation.model import TranslationModel
 from layers.generation import BeamSearch, Generator, GreedySearch
+from pipelines.errors import check_text_file
 from pipelines.sequences import add_start_end
 from pipelines.tokenizers import SentenceTokenizer
 
@@ -99,6 +100,7 @@ def read_inputs(
     """Sentences from the command line, then one per line of `input_file`."""
     sources = list(inputs)
     if input_file is not None:
+        check_text_file(input_file, "a text file (one sentence per line)")
         sources += input_file.read_text(encoding="utf-8", errors="replace").splitlines()
     return Request({"source": np.array(sources, dtype=object)})
 
