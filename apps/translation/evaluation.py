@@ -3,7 +3,6 @@ the test pairs, samples; the validation BLEU that training follows; the attentio
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,15 +11,16 @@ import numpy as np
 import tensorflow as tf
 
 from apps.core import training
+from apps.core.app import Request
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu, generate_with_scores
+from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
 from apps.core.metrics import corpus_bleu
 from apps.core.plots import plt
 from apps.translation import serving
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets, TranslationDatasets
 from apps.translation.model import TranslationModel
-from pipelines.tokenizers import PAD_ID, START_ID
+from pipelines.tokenizers import END_ID, PAD_ID, START_ID
 
 if TYPE_CHECKING:
     import argparse
@@ -97,8 +97,6 @@ def evaluate(
         | {name: samples[name][index] for name in samples}
         for index in range(count)
     ]
-    for sample in metrics["samples"]:
-        print(json.dumps(sample, ensure_ascii=False))
     return metrics
 
 
@@ -109,7 +107,8 @@ def validation_callbacks(
 
 
 def plot_attention(rows: list[dict[str, Any]], output: Path) -> None:
-    """One heatmap per sentence: output tokens (rows) against source tokens (columns)."""
+    """One heatmap per sentence: the produced tokens (rows, `[END]` included) against the
+    source tokens (columns); row `t` is the attention that produced token `t`."""
     figure, axes = plt.subplots(
         1, len(rows), figsize=(max(4.0, 0.5 * max(len(row["source_tokens"]) for row in rows))
                                * len(rows), 5.0), squeeze=False,
@@ -138,30 +137,27 @@ def run_translate(app: App, args: argparse.Namespace) -> None:
         trained_model, source_tokenizer, target_tokenizer, trained_config, beam_width
     )
     translations, scores, _ = generate_with_scores(function, sentences, "translation")
-    rows = [
-        {"source": source, "translation": translation, "score": float(score)}
-        for source, translation, score in zip(sentences, translations, scores, strict=True)
-    ]
-    for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+    request = Request({"source": np.array(sentences, dtype=object)})
+    rows = serving.format_outputs(request, {"translation": translations, "score": scores})
+    serving.write_predictions(rows, None)
     if args.plot_attention:
         ids = serving.source_ids(
             source_tokenizer, tf.constant(sentences), trained_config.model.max_source_length
         )
-        output_ids = target_tokenizer.tokenize(tf.constant(translations))
-        target_in = tf.concat(
-            [tf.fill([output_ids.nrows(), 1], START_ID), output_ids], axis=1
-        ).to_tensor()
+        model_generator = serving.generator(trained_model, trained_config)
+        model_search = serving.search(trained_config, beam_width)
+        tokens, _ = tf.function(lambda ids: model_generator.generate(ids, model_search))(ids)
+        output_rows, target_in = teacher_forced_tokens(tokens.numpy(), START_ID, END_ID, PAD_ID)
         weights = trained_model.attention_weights(ids, target_in).numpy()
         plot_rows = []
         for index, row in enumerate(rows):
             source_row = [i for i in ids[index].numpy().tolist() if i != PAD_ID]
-            output_row = output_ids[index].numpy().tolist()
+            output_row = output_rows[index]
             plot_rows.append({
                 "translation": row["translation"],
                 "source_tokens": [source_tokenizer.vocabulary[i] for i in source_row],
-                "output_tokens": ["[START]"] + [target_tokenizer.vocabulary[i] for i in output_row],
-                "weights": weights[index, : len(output_row) + 1, : len(source_row)],
+                "output_tokens": [target_tokenizer.vocabulary[i] for i in output_row],
+                "weights": weights[index, : len(output_row), : len(source_row)],
             })  # fmt: skip
         plot_attention(plot_rows, Path(args.plot_attention))
         print(f"wrote {args.plot_attention}")

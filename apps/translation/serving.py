@@ -40,6 +40,13 @@ def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
     )
 
 
+def search(config: TranslationConfig, beam_width: int) -> GreedySearch | BeamSearch:
+    """Greedy search for `beam_width` 1, else beam search with `decoding.length_penalty`."""
+    if beam_width == 1:
+        return GreedySearch()
+    return BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
+
+
 def translation_function(
     model: TranslationModel,
     source_tokenizer: SentenceTokenizer,
@@ -51,17 +58,13 @@ def translation_function(
 
     `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`.
     """
-    search = (
-        GreedySearch()
-        if beam_width == 1
-        else BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
-    )
+    model_search = search(config, beam_width)
     model_generator = generator(model, config)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
     def translate(source):
         ids = source_ids(source_tokenizer, source, config.model.max_source_length)
-        tokens, scores = model_generator.generate(ids, search)
+        tokens, scores = model_generator.generate(ids, model_search)
         translations = target_tokenizer.detokenize(tokens)
         empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
         return {
