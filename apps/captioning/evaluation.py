@@ -18,7 +18,7 @@ from apps.captioning.model import CaptionModel, UnfreezeBackbone
 from apps.core import training
 from apps.core.errors import UserError
 from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
-from apps.core.metrics import corpus_bleu
+from apps.core.metrics import corpus_bleu, headline
 from layers.generation import GreedySearch
 from pipelines.images import decode_image, fit_image
 from pipelines.tokenizers import END_ID, PAD_ID, START_ID, SentenceTokenizer
@@ -136,6 +136,12 @@ def evaluate(
     else:
         metrics["nearest_neighbour"] = "not run: the baseline needs the training split"
     metrics["scores"] = scores
+    metrics["headline"] = headline(
+        "cider",
+        scores["greedy"]["cider"],
+        {name: scores[name]["cider"] for name in scores if name not in searches},
+        higher_is_better=True,
+    )
     print_side_by_side(scores)
     count = min(config.decoding.samples, len(test.paths))
     metrics["samples"] = [

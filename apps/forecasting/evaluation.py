@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import sklearn.linear_model
 
+from apps.core.metrics import headline
 from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
@@ -270,6 +271,12 @@ def evaluate(
     metrics["best_baseline"] = best_baseline
     metrics["mae_ratio_to_best_baseline"] = metrics["model"]["mae"] / max(
         metrics[best_baseline]["mae"], 1e-12
+    )
+    metrics["headline"] = headline(
+        "mae",
+        metrics["model"]["mae"],
+        {name: metrics[name]["mae"] for name in forecasts if name != "model"},
+        higher_is_better=False,
     )
 
     tiles = np.arange(0, len(starts), horizon)

@@ -1,5 +1,6 @@
 """Translation evaluation: token accuracy, BLEU and exact match of greedy and beam search on
-the test pairs, samples; the validation BLEU that training follows; the attention plot."""
+the test pairs beside the nearest-neighbour baseline, samples; the validation BLEU that
+training follows; the attention plot."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from apps.core import training
 from apps.core.app import Request
 from apps.core.errors import UserError
 from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
-from apps.core.metrics import corpus_bleu
+from apps.core.metrics import corpus_bleu, headline
 from apps.core.plots import plt
 from apps.translation import serving
 from apps.translation.config import TranslationConfig
@@ -32,6 +33,20 @@ def canonical_targets(target_tokenizer, pairs) -> list[str]:
     """The reference translations of `pairs` as the tokenizer normalizes them (for BLEU)."""
     targets = tf.constant([target for _, target in pairs])
     return [text.decode("utf-8") for text in target_tokenizer.canonical(targets).numpy()]
+
+
+def nearest_neighbour_translations(
+    train_pairs: list[tuple[str, str]], sources: list[str]
+) -> list[str]:
+    """The baseline: each source gets the target of the training pair whose source is closest
+    (cosine similarity of TF-IDF word unigrams and bigrams, scikit-learn's)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    train_features = vectorizer.fit_transform([source for source, _ in train_pairs])
+    similarity = vectorizer.transform(sources) @ train_features.T  # (sources, train pairs)
+    nearest = np.asarray(similarity.argmax(axis=1)).ravel()
+    return [train_pairs[index][1] for index in nearest]
 
 
 def validation_bleu(
@@ -57,7 +72,8 @@ def evaluate(
     datasets: TranslationDatasets,
     workdir: Path,
 ) -> dict[str, Any]:
-    """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
+    """Token accuracy (teacher forcing), BLEU for greedy and beam search beside the
+    nearest-neighbour baseline (`headline`: greedy, what `serving_default` answers), samples."""
     results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)
     test_pairs = datasets.pairs.test
     sources = [source for source, _ in test_pairs]
@@ -91,6 +107,18 @@ def evaluate(
         )  # fmt: skip
         metrics[f"sentences_per_second_{search_name}"] = len(sources) / max(seconds, 1e-9)
         samples[search_name] = translations
+    baselines = {}
+    if datasets.pairs.train:
+        target_tokenizer = datasets.assets.tokenizers()[1]
+        nearest = nearest_neighbour_translations(datasets.pairs.train, sources)
+        samples["nearest_neighbour"] = canonical_targets(
+            target_tokenizer, [("", target) for target in nearest]
+        )
+        baselines["nearest_neighbour"] = corpus_bleu(
+            [[reference] for reference in references], samples["nearest_neighbour"]
+        )
+        metrics["bleu_nearest_neighbour"] = baselines["nearest_neighbour"]
+    metrics["headline"] = headline("bleu_greedy", metrics["bleu_greedy"], baselines, True)
     count = min(config.decoding.samples, len(sources))
     metrics["samples"] = [
         {"source": sources[index], "reference": references[index]}
