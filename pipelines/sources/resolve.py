@@ -99,10 +99,11 @@ def load_tfds(name: str, split: str | None = None, **options: Any) -> tuple[Any,
         raise DataError(
             f"tfds:{name}: tensorflow-datasets is not installed: pip install tensorflow-datasets"
         ) from None
+    loading = f"cannot load split {split!r}" if split else "cannot load"
     try:
         builder = tfds.builder(name, data_dir=os.environ.get("TFDS_DATA_DIR"))
     except Exception as error:  # An unknown name or config, a broken registry: one answer.
-        raise DataError(f"tfds:{name}: {_first_line(error)}") from error
+        raise DataError(f"tfds:{name}: {loading} ({_first_line(error)})") from error
     if not builder.is_prepared():
         problem = network_problem()
         if problem:
@@ -118,8 +119,7 @@ def load_tfds(name: str, split: str | None = None, **options: Any) -> tuple[Any,
     try:
         return builder.as_dataset(split=split, **options), builder.info
     except Exception as error:  # An unknown split, features that do not fit the options.
-        where = f"split {split!r}" if split else "its splits"
-        raise DataError(f"tfds:{name}: cannot read {where} ({_first_line(error)})") from error
+        raise DataError(f"tfds:{name}: {loading} ({_first_line(error)})") from error
 
 
 def _first_line(error: Exception) -> str:

@@ -109,5 +109,7 @@ def test_tfds_without_the_network_fails_at_once_naming_dataset_and_network(no_ne
 def test_tfds_unknown_name_is_one_line(no_network):
     with pytest.raises(DataError) as error:
         load_tfds("no_such_dataset_anywhere")
-    assert str(error.value).startswith("tfds:no_such_dataset_anywhere: DatasetNotFoundError:")
+    assert str(error.value).startswith(
+        "tfds:no_such_dataset_anywhere: cannot load (DatasetNotFoundError: Dataset"
+    )
     assert "\n" not in str(error.value)
