@@ -55,7 +55,7 @@ prepare rnn-sentiment "$RUNS/sentiment" base
 
 echo "== forecasting: quick preset on monthly sunspots =="
 prepare rnn-forecast "$RUNS/forecasting" quick
-"$BIN/rnn-forecast" tail --data sunspots --steps 48 --output "$RUNS/sunspots-recent.csv"
+"$BIN/rnn-forecast" tail --data sunspots --steps 132 --output "$RUNS/sunspots-recent.csv"
 "$BIN/rnn-forecast" predict --model "$(exported "$RUNS/forecasting")" \
   --input "$RUNS/sunspots-recent.csv"
 
