@@ -63,11 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("apps", nargs="+", metavar="APP=PRESET")
     args = parser.parse_args(argv)
     print("== summary ==")
-    print(
-        "Quick presets, sized for minutes on 2 CPU cores; the full presets (base) are the ones "
-        "the benchmarks in the README report. Run `make demo` again to reuse these runs, "
-        "`make demo FRESH=1` to train them anew."
-    )
+    print("Quick presets, sized for minutes on 2 CPU cores; the full presets (base) are the")
+    print("benchmarks' (README). `make demo` again reuses these runs; `make demo FRESH=1`")
+    print("trains them anew.")
     for entry in args.apps:
         name, _, preset = entry.partition("=")
         print("\n".join(app_summary(name, preset, args.runs)))
