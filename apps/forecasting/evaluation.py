@@ -272,12 +272,6 @@ def evaluate(
     metrics["mae_ratio_to_best_baseline"] = metrics["model"]["mae"] / max(
         metrics[best_baseline]["mae"], 1e-12
     )
-    metrics["headline"] = headline(
-        "mae",
-        metrics["model"]["mae"],
-        {name: metrics[name]["mae"] for name in forecasts if name != "model"},
-        higher_is_better=False,
-    )
 
     tiles = np.arange(0, len(starts), horizon)
     if config.evaluation.plot_steps:
@@ -311,6 +305,12 @@ def evaluate(
             if isinstance(values, dict)
         },
         workdir / "error-per-step.png",
+    )
+    metrics["headline"] = headline(
+        "mae",
+        metrics["model"]["mae"],
+        {name: metrics[name]["mae"] for name in forecasts if name != "model"},
+        higher_is_better=False,
     )
     return metrics
 
