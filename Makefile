@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: train, evaluate, export and query every app on its bundled default data.
+# A rerun reuses finished steps; `make demo FRESH=1` moves the old runs aside and retrains.
 demo: $(STAMP)
 	bash scripts/main_job.sh
 

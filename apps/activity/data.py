@@ -26,7 +26,7 @@ from apps.core.errors import UserError
 from pipelines.errors import DataError
 from pipelines.sources.clips import LabeledClips
 from pipelines.sources.moving_digits import ACTIONS, ClipSettings, load_moving_digits
-from pipelines.sources.resolve import TFDS_PREFIX
+from pipelines.sources.resolve import TFDS_PREFIX, load_tfds
 from pipelines.sources.sensor_clips import SENSOR_SUFFIXES, read_sensor_clips
 from pipelines.splits import group_split
 from pipelines.video import VIDEO_SUFFIXES, read_video_folder, uniform_frame_indices
@@ -236,21 +236,16 @@ def read_tfds_clips(
     """A tensorflow-datasets video dataset (e.g. ucf101): its train and test splits, every
     video sampled uniformly to `data.frames` frames of `data.height` x `data.width`; validation
     is a seeded share of train (tfds keeps no UCF101 groups)."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DataError(
-            "tfds: sources need tensorflow-datasets: pip install tensorflow-datasets"
-        ) from None
-    builder = tfds.builder(name)
-    builder.download_and_prepare()
-    names = list(builder.info.features["label"].names)
+    import tensorflow_datasets as tfds
+
+    datasets, info = load_tfds(name)
+    names = list(info.features["label"].names)
     if label_names is not None and names != list(label_names):
         raise DataError(f"tfds:{name}: its classes differ from those the model was trained on")
 
     def read(split: str) -> LabeledClips:
         clips, labels = [], []
-        for example in tfds.as_numpy(builder.as_dataset(split=split)):
+        for example in tfds.as_numpy(datasets[split]):
             video = example["video"]
             chosen = video[uniform_frame_indices(len(video), data.frames)]
             resized = tf.image.resize(chosen, (data.height, data.width), antialias=True)

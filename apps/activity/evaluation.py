@@ -22,7 +22,7 @@ from apps.activity.config import ActivityConfig
 from apps.activity.model import build_baseline
 from apps.core import plots, training
 from apps.core.app import Datasets, EvaluationOutputs
-from apps.core.metrics import classification_metrics
+from apps.core.metrics import classification_metrics, headline
 
 BASELINE_FILE = "frame-averaging-baseline.keras"
 
@@ -74,6 +74,7 @@ def evaluate(
     )
     baseline = frame_averaging_baseline(config, datasets, outputs.workdir)
     if baseline is None:
+        metrics["headline"] = headline("accuracy", metrics["accuracy"], {}, True)
         return metrics
     _, baseline_ids = predicted_ids(baseline, datasets.test)
     baseline_metrics = classification_metrics(true_ids, baseline_ids, label_names)
@@ -92,6 +93,12 @@ def evaluate(
         }
         for name in label_names
     }
+    metrics["headline"] = headline(
+        "accuracy",
+        metrics["accuracy"],
+        {"frame_averaging_baseline": baseline_metrics["accuracy"]},
+        higher_is_better=True,
+    )
     return metrics
 
 

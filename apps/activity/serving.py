@@ -35,6 +35,7 @@ from apps.activity.data import ClipAssets
 from apps.core.app import Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
+from pipelines.errors import check_text_file
 from pipelines.sources.clips import pad_clips
 from pipelines.sources.sensor_clips import SENSOR_SUFFIXES, read_sensor_clip, read_sensor_clips
 from pipelines.video import decode_video, encode_gif
@@ -220,7 +221,9 @@ def read_inputs(
     """
     paths = list(inputs)
     if input_file is not None:
-        paths += [line.strip() for line in input_file.read_text().splitlines() if line.strip()]
+        check_text_file(input_file, "a text file of clip paths (give clips as arguments)")
+        lines = input_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        paths += [line.strip() for line in lines if line.strip()]
     for path in paths:
         if not Path(path).is_file():
             raise UserError(f"{path}: no such file")

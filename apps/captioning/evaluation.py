@@ -4,7 +4,6 @@ validation BLEU that training follows; the attention maps of `predict --plot-att
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +17,11 @@ from apps.captioning.data import CaptionedImages, CaptioningDatasets, image_prep
 from apps.captioning.model import CaptionModel, UnfreezeBackbone
 from apps.core import training
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu, generate_with_scores
-from apps.core.metrics import corpus_bleu
+from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
+from apps.core.metrics import corpus_bleu, headline
+from layers.generation import GreedySearch
 from pipelines.images import decode_image, fit_image
-from pipelines.tokenizers import START_ID, SentenceTokenizer
+from pipelines.tokenizers import END_ID, PAD_ID, START_ID, SentenceTokenizer
 
 if TYPE_CHECKING:
     import argparse
@@ -136,6 +136,12 @@ def evaluate(
     else:
         metrics["nearest_neighbour"] = "not run: the baseline needs the training split"
     metrics["scores"] = scores
+    metrics["headline"] = headline(
+        "cider",
+        scores["greedy"]["cider"],
+        {name: scores[name]["cider"] for name in scores if name not in searches},
+        higher_is_better=True,
+    )
     print_side_by_side(scores)
     count = min(config.decoding.samples, len(test.paths))
     metrics["samples"] = [
@@ -143,8 +149,6 @@ def evaluate(
         | {name: samples[name][index] for name in samples}
         for index in range(count)
     ]
-    for sample in metrics["samples"]:
-        print(json.dumps(sample, ensure_ascii=False))
     return metrics
 
 
@@ -204,14 +208,15 @@ def plot_attention_maps(app: App, args: argparse.Namespace) -> None:
         serving.caption_function(model, tokenizer, config, beam_width=1), image_bytes, "caption"
     )
     images = image_preprocessing(config)(tf.constant(image_bytes))
-    tokens = tokenizer.tokenize(tf.constant(captions))
-    caption_in = tf.concat([tf.fill([tokens.nrows(), 1], START_ID), tokens], axis=1).to_tensor()
+    generator = model.generator(config.model.max_caption_length)
+    tokens, _ = tf.function(lambda images: generator.generate(images, GreedySearch()))(images)
+    rows, caption_in = teacher_forced_tokens(tokens.numpy(), START_ID, END_ID, PAD_ID)
     weights = model.attention_weights(images, caption_in).numpy()
     grid_height, grid_width = model.image_encoder.grid_shape
     output = Path(args.plot_attention)
     output.mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(request.details["paths"]):
-        words = [tokenizer.vocabulary[i] for i in tokens[index].numpy().tolist()] + ["[END]"]
+        words = [tokenizer.vocabulary[i] for i in rows[index]]
         picture = display_image(image_bytes[index], config)
         figure, axes = plt.subplots(
             1, len(words) + 1, figsize=(2.2 * (len(words) + 1), 2.6), squeeze=False

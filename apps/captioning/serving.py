@@ -24,6 +24,7 @@ from apps.core.app import Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from layers.generation import BeamSearch, GreedySearch
+from pipelines.errors import check_text_file
 from pipelines.sources.image_captions import IMAGE_SIGNATURES
 from pipelines.sources.shapes import render_shape
 from pipelines.tokenizers import SentenceTokenizer
@@ -111,7 +112,9 @@ def read_inputs(
     """Image files from the command line, then one path per line of `input_file`."""
     paths = list(inputs)
     if input_file is not None:
-        paths += [line.strip() for line in input_file.read_text().splitlines() if line.strip()]
+        check_text_file(input_file, "a text file of image paths (give images as arguments)")
+        lines = input_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        paths += [line.strip() for line in lines if line.strip()]
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise UserError(f"no such image file: {', '.join(missing)}")

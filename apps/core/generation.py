@@ -34,6 +34,29 @@ def generate_with_scores(
     return texts, np.concatenate(scores) if scores else np.zeros(0, np.float32), seconds
 
 
+def teacher_forced_tokens(
+    tokens: np.ndarray, start_token_id: int, end_token_id: int, pad_token_id: int = 0
+) -> tuple[list[list[int]], np.ndarray]:
+    """Generated `tokens` (batch, time) as an attention plot reads them.
+
+    Returns each row up to and including its end token (up to its padding when it has none),
+    and the decoder inputs that reproduce the rows by teacher forcing: the start token, then
+    each row without its last token, padded; int32 (batch, longest row). Step `t` of the
+    teacher-forced attention is then the attention that produced token `t` of the row.
+    """
+    rows = []
+    for row in np.asarray(tokens).tolist():
+        if end_token_id in row:
+            row = row[: row.index(end_token_id) + 1]
+        elif pad_token_id in row:
+            row = row[: row.index(pad_token_id)]
+        rows.append(row)
+    decoder_inputs = np.full((len(rows), max(map(len, rows), default=0)), pad_token_id, np.int32)
+    for index, row in enumerate(rows):
+        decoder_inputs[index, : len(row)] = [start_token_id, *row[:-1]][: len(row)]
+    return rows, decoder_inputs
+
+
 def generate_all(
     function: Callable[[tf.Tensor], tf.Tensor], inputs: list, batch_size: int = GENERATION_BATCH
 ) -> list[str]:

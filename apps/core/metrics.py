@@ -9,6 +9,35 @@ import numpy as np
 import sklearn.metrics
 import tensorflow as tf
 
+# The headline
+
+
+def headline(
+    metric: str, model: float, baselines: dict[str, float], higher_is_better: bool
+) -> dict[str, Any]:
+    """The one comparison a summary shows: the model's `metric` beside the strongest baseline.
+
+    Returns `{"metric", "model", "baseline", "baseline_value", "higher_is_better", "beats"}`;
+    `baseline` is None when there is none (e.g. `evaluate --data` without a training split).
+    """
+    best = None
+    if baselines:
+        choose = max if higher_is_better else min
+        best = choose(baselines, key=baselines.__getitem__)
+    value = baselines[best] if best is not None else None
+    beats = None
+    if value is not None:
+        beats = model > value if higher_is_better else model < value
+    return {
+        "metric": metric,
+        "model": float(model),
+        "baseline": best,
+        "baseline_value": None if value is None else float(value),
+        "higher_is_better": higher_is_better,
+        "beats": beats,
+    }
+
+
 # Classification
 
 

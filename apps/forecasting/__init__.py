@@ -16,7 +16,7 @@ Example:
   rnn-forecast train --workdir runs/forecast --preset quick
   rnn-forecast evaluate --workdir runs/forecast
   rnn-forecast export --workdir runs/forecast
-  rnn-forecast tail --data sunspots --steps 48 --output recent.csv
+  rnn-forecast tail --data sunspots --steps 132 --output recent.csv
   rnn-forecast predict --model saved_models/forecasting --input recent.csv --output next.csv
 """
 

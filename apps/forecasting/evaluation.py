@@ -21,6 +21,7 @@ import numpy as np
 import sklearn.linear_model
 
 from apps.core.app import EvaluationOutputs
+from apps.core.metrics import headline
 from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
@@ -302,6 +303,12 @@ def evaluate(
             if isinstance(values, dict)
         },
         outputs.path("error-per-step.png"),
+    )
+    metrics["headline"] = headline(
+        "mae",
+        metrics["model"]["mae"],
+        {name: metrics[name]["mae"] for name in forecasts if name != "model"},
+        higher_is_better=False,
     )
     return metrics
 

@@ -6,7 +6,8 @@ model reads known future covariates. NaN or infinity in an input stops the reque
 InvalidArgument error that names it, and so does a history of the wrong length or width
 (the signature declares the shape, but a signature call does not enforce it).
 Outputs: `forecast` float32 (batch, horizon, targets) and, for quantile models, `quantiles`
-float32 (batch, horizon, targets, levels), sorted along the levels.
+float32 (batch, horizon, targets, levels), sorted along the levels, and `quantile_levels`
+float32 (batch, levels), the sorted levels (e.g. 0.1, 0.5, 0.9) that name them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from apps.forecasting import data
 from apps.forecasting.config import DataConfig, ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.losses import median_index
-from pipelines.errors import DataError
+from pipelines.errors import DataError, listing
 from pipelines.sources import time_series
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     mean = tf.constant(assets.normalization.mean, tf.float32)
     std = tf.constant(assets.normalization.std, tf.float32)
     target_mean, target_std = mean[:targets], std[:targets]
+    sorted_quantiles = tf.constant(sorted(quantiles), tf.float32)
     signature = [tf.TensorSpec([None, data.lookback, columns], tf.float32, name="history")]
     if known_future:
         signature.append(
@@ -77,7 +79,12 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
             return {"forecast": normalized * target_std + target_mean}
         # Sorting the levels undoes quantile crossing (monotone rearrangement).
         levels = tf.sort(normalized * target_std[:, None] + target_mean[:, None], axis=-1)
-        return {"forecast": levels[..., median_index(quantiles)], "quantiles": levels}
+        tiled_levels = tf.tile(sorted_quantiles[None, :], [tf.shape(history)[0], 1])
+        return {
+            "forecast": levels[..., median_index(quantiles)],
+            "quantiles": levels,
+            "quantile_levels": tiled_levels,
+        }
 
     def forecast_history(history):
         return forecast(history)
@@ -117,7 +124,7 @@ def read_inputs(
     if len(series.columns) != columns:
         raise DataError(
             f"{input_file}: {len(series.columns)} value columns "
-            f"({', '.join(series.columns)}), but the model reads {columns} (the training "
+            f"({listing(series.columns)}), but the model reads {columns} (the training "
             f"columns, targets first, after the time column)"
         )
     time_series.check_length(series, lookback, "the model's lookback")
@@ -150,7 +157,8 @@ def future_times(times: np.ndarray, horizon: int) -> list[str]:
 
 
 def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """One row per forecast step: its time, each target and each target's quantiles."""
+    """One row per forecast step: its time, each target and each target's quantiles, named by
+    their levels (`sunspots_q0.1`)."""
     forecast = outputs["forecast"][0]  # (horizon, targets)
     horizon, targets = forecast.shape
     names = request.details["columns"][:targets] or [f"target_{index}" for index in range(targets)]
@@ -164,8 +172,9 @@ def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dic
         for index, name in enumerate(names):
             row[name] = float(forecast[step, index])
             if "quantiles" in outputs:
-                for level_index, value in enumerate(outputs["quantiles"][0, step, index]):
-                    row[f"{name}_quantile_{level_index}"] = float(value)
+                levels = outputs["quantile_levels"][0]
+                for level, value in zip(levels, outputs["quantiles"][0, step, index], strict=True):
+                    row[f"{name}_q{float(level):g}"] = float(value)
         rows.append(row)
     return rows
 

@@ -16,6 +16,7 @@ from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from apps.sentiment.config import SentimentConfig
 from apps.sentiment.data import TextClassificationAssets
+from pipelines.errors import check_text_file
 from pipelines.text import clean_text, make_vectorizer, token_ids
 
 
@@ -50,6 +51,7 @@ def read_inputs(
     """Texts from the command line, then from `input_file` (lines, or .jsonl `text` fields)."""
     texts = list(inputs)
     if input_file is not None:
+        check_text_file(input_file, "a text file (one text per line, or .jsonl)")
         lines = input_file.read_text(encoding="utf-8", errors="replace").splitlines()
         if input_file.suffix == ".jsonl":
             for number, line in enumerate(lines, start=1):

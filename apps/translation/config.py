@@ -96,16 +96,15 @@ def base() -> TranslationConfig:
 
 
 def small() -> TranslationConfig:
-    """A few minutes on 2 cores (the README's main job): word level, BiGRU(64), 3 epochs."""
-    config = TranslationConfig()
-    config.model = ModelConfig(
-        subwords=False, source_vocabulary_size=5000, target_vocabulary_size=5000,
-        max_source_length=24, max_target_length=24, embedding_dim=64, units=64,
-        dropout=0.2,
-    )  # fmt: skip
-    config.training = TrainingConfig(
-        epochs=3, batch_size=64, learning_rate=3e-3, early_stopping_patience=2
-    )
+    """The README's main job: `base` (subwords, so no `[UNK]` for unseen words) for 5 epochs.
+
+    Training runs at a constant learning rate, so these are `base`'s first 5 epochs: BLEU 6.1
+    greedy in the benchmark's run (benchmarks/RESULTS-translation.md), ahead of the
+    nearest-neighbour baseline's 4.75 on the same test pairs. The former word-level `small`
+    answered unseen words with `[UNK]`.
+    """
+    config = base()
+    config.training.epochs = 5
     return config
 
 

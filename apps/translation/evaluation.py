@@ -1,9 +1,9 @@
 """Translation evaluation: token accuracy, BLEU and exact match of greedy and beam search on
-the test pairs, samples; the validation BLEU that training follows; the attention plot."""
+the test pairs beside the nearest-neighbour baseline, samples; the validation BLEU that
+training follows; the attention plot."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,15 +12,16 @@ import numpy as np
 import tensorflow as tf
 
 from apps.core import training
+from apps.core.app import Request
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu, generate_with_scores
-from apps.core.metrics import corpus_bleu
+from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
+from apps.core.metrics import corpus_bleu, headline
 from apps.core.plots import plt
 from apps.translation import serving
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets, TranslationDatasets
 from apps.translation.model import TranslationModel
-from pipelines.tokenizers import PAD_ID, START_ID
+from pipelines.tokenizers import END_ID, PAD_ID, START_ID
 
 if TYPE_CHECKING:
     import argparse
@@ -32,6 +33,20 @@ def canonical_targets(target_tokenizer, pairs) -> list[str]:
     """The reference translations of `pairs` as the tokenizer normalizes them (for BLEU)."""
     targets = tf.constant([target for _, target in pairs])
     return [text.decode("utf-8") for text in target_tokenizer.canonical(targets).numpy()]
+
+
+def nearest_neighbour_translations(
+    train_pairs: list[tuple[str, str]], sources: list[str]
+) -> list[str]:
+    """The baseline: each source gets the target of the training pair whose source is closest
+    (cosine similarity of TF-IDF word unigrams and bigrams, scikit-learn's)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    train_features = vectorizer.fit_transform([source for source, _ in train_pairs])
+    similarity = vectorizer.transform(sources) @ train_features.T  # (sources, train pairs)
+    nearest = np.asarray(similarity.argmax(axis=1)).ravel()
+    return [train_pairs[index][1] for index in nearest]
 
 
 def validation_bleu(
@@ -57,7 +72,8 @@ def evaluate(
     datasets: TranslationDatasets,
     outputs: EvaluationOutputs,
 ) -> dict[str, Any]:
-    """Token accuracy (teacher forcing), BLEU for greedy and beam search, samples."""
+    """Token accuracy (teacher forcing), BLEU for greedy and beam search beside the
+    nearest-neighbour baseline (`headline`: greedy, what `serving_default` answers), samples."""
     results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)
     test_pairs = datasets.pairs.test
     sources = [source for source, _ in test_pairs]
@@ -91,14 +107,24 @@ def evaluate(
         )  # fmt: skip
         metrics[f"sentences_per_second_{search_name}"] = len(sources) / max(seconds, 1e-9)
         samples[search_name] = translations
+    baselines = {}
+    if datasets.pairs.train:
+        target_tokenizer = datasets.assets.tokenizers()[1]
+        nearest = nearest_neighbour_translations(datasets.pairs.train, sources)
+        samples["nearest_neighbour"] = canonical_targets(
+            target_tokenizer, [("", target) for target in nearest]
+        )
+        baselines["nearest_neighbour"] = corpus_bleu(
+            [[reference] for reference in references], samples["nearest_neighbour"]
+        )
+        metrics["bleu_nearest_neighbour"] = baselines["nearest_neighbour"]
+    metrics["headline"] = headline("bleu_greedy", metrics["bleu_greedy"], baselines, True)
     count = min(config.decoding.samples, len(sources))
     metrics["samples"] = [
         {"source": sources[index], "reference": references[index]}
         | {name: samples[name][index] for name in samples}
         for index in range(count)
     ]
-    for sample in metrics["samples"]:
-        print(json.dumps(sample, ensure_ascii=False))
     return metrics
 
 
@@ -109,7 +135,8 @@ def validation_callbacks(
 
 
 def plot_attention(rows: list[dict[str, Any]], output: Path) -> None:
-    """One heatmap per sentence: output tokens (rows) against source tokens (columns)."""
+    """One heatmap per sentence: the produced tokens (rows, `[END]` included) against the
+    source tokens (columns); row `t` is the attention that produced token `t`."""
     figure, axes = plt.subplots(
         1, len(rows), figsize=(max(4.0, 0.5 * max(len(row["source_tokens"]) for row in rows))
                                * len(rows), 5.0), squeeze=False,
@@ -138,30 +165,27 @@ def run_translate(app: App, args: argparse.Namespace) -> None:
         trained_model, source_tokenizer, target_tokenizer, trained_config, beam_width
     )
     translations, scores, _ = generate_with_scores(function, sentences, "translation")
-    rows = [
-        {"source": source, "translation": translation, "score": float(score)}
-        for source, translation, score in zip(sentences, translations, scores, strict=True)
-    ]
-    for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+    request = Request({"source": np.array(sentences, dtype=object)})
+    rows = serving.format_outputs(request, {"translation": translations, "score": scores})
+    serving.write_predictions(rows, None)
     if args.plot_attention:
         ids = serving.source_ids(
             source_tokenizer, tf.constant(sentences), trained_config.model.max_source_length
         )
-        output_ids = target_tokenizer.tokenize(tf.constant(translations))
-        target_in = tf.concat(
-            [tf.fill([output_ids.nrows(), 1], START_ID), output_ids], axis=1
-        ).to_tensor()
+        model_generator = serving.generator(trained_model, trained_config)
+        model_search = serving.search(trained_config, beam_width)
+        tokens, _ = tf.function(lambda ids: model_generator.generate(ids, model_search))(ids)
+        output_rows, target_in = teacher_forced_tokens(tokens.numpy(), START_ID, END_ID, PAD_ID)
         weights = trained_model.attention_weights(ids, target_in).numpy()
         plot_rows = []
         for index, row in enumerate(rows):
             source_row = [i for i in ids[index].numpy().tolist() if i != PAD_ID]
-            output_row = output_ids[index].numpy().tolist()
+            output_row = output_rows[index]
             plot_rows.append({
                 "translation": row["translation"],
                 "source_tokens": [source_tokenizer.vocabulary[i] for i in source_row],
-                "output_tokens": ["[START]"] + [target_tokenizer.vocabulary[i] for i in output_row],
-                "weights": weights[index, : len(output_row) + 1, : len(source_row)],
+                "output_tokens": [target_tokenizer.vocabulary[i] for i in output_row],
+                "weights": weights[index, : len(output_row), : len(source_row)],
             })  # fmt: skip
         plot_attention(plot_rows, Path(args.plot_attention))
         print(f"wrote {args.plot_attention}")

@@ -21,6 +21,7 @@ from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
 from apps.translation.model import TranslationModel
 from layers.generation import BeamSearch, Generator, GreedySearch
+from pipelines.errors import check_text_file
 from pipelines.sequences import add_start_end
 from pipelines.tokenizers import SentenceTokenizer
 
@@ -39,6 +40,13 @@ def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
     )
 
 
+def search(config: TranslationConfig, beam_width: int) -> GreedySearch | BeamSearch:
+    """Greedy search for `beam_width` 1, else beam search with `decoding.length_penalty`."""
+    if beam_width == 1:
+        return GreedySearch()
+    return BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
+
+
 def translation_function(
     model: TranslationModel,
     source_tokenizer: SentenceTokenizer,
@@ -50,17 +58,13 @@ def translation_function(
 
     `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`.
     """
-    search = (
-        GreedySearch()
-        if beam_width == 1
-        else BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
-    )
+    model_search = search(config, beam_width)
     model_generator = generator(model, config)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
     def translate(source):
         ids = source_ids(source_tokenizer, source, config.model.max_source_length)
-        tokens, scores = model_generator.generate(ids, search)
+        tokens, scores = model_generator.generate(ids, model_search)
         translations = target_tokenizer.detokenize(tokens)
         empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
         return {
@@ -99,6 +103,7 @@ def read_inputs(
     """Sentences from the command line, then one per line of `input_file`."""
     sources = list(inputs)
     if input_file is not None:
+        check_text_file(input_file, "a text file (one sentence per line)")
         sources += input_file.read_text(encoding="utf-8", errors="replace").splitlines()
     return Request({"source": np.array(sources, dtype=object)})
 

@@ -6,7 +6,9 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, listing
+
+FILE_KINDS = {",": "CSV", "\t": "TSV"}
 
 
 def read_column_pair(
@@ -18,9 +20,10 @@ def read_column_pair(
     dropped, bad bytes replaced).
 
     Raises:
-        DataError: the file has no header row, or the header lacks a column (the message
-            lists the columns found).
+        DataError: the file looks binary, has no header row, or the header lacks a column (the
+            message lists the columns found).
     """
+    check_text_file(path, FILE_KINDS.get(delimiter, "delimited text"))
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
         reader = csv.reader(file, delimiter=delimiter)
         header = [name.strip() for name in next(reader, [])]
@@ -28,7 +31,7 @@ def read_column_pair(
             raise DataError(f"{path}: no rows (the file is empty; expected a header row)")
         for column in (first_column, second_column):
             if column not in header:
-                raise DataError(f"{path}: no column {column!r}; columns found: {', '.join(header)}")
+                raise DataError(f"{path}: no column {column!r}; columns found: {listing(header)}")
         first_index, second_index = header.index(first_column), header.index(second_column)
         for row in reader:
             if not any(cell.strip() for cell in row):

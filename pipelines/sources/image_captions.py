@@ -30,7 +30,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, escape, quote
+from pipelines.sources.resolve import load_tfds
 
 CAPTIONS_FILE_PATTERNS = (
     "captions.txt",
@@ -112,6 +113,7 @@ def _find_captions_file(folder: Path) -> Path:
 
 
 def _read_caption_lines(path: Path) -> list[tuple[str, str]]:
+    check_text_file(path, "a captions text file")
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
         lines = file.read().splitlines()
     if lines and lines[0].strip().lower() == "image,caption":
@@ -120,7 +122,9 @@ def _read_caption_lines(path: Path) -> list[tuple[str, str]]:
             if not fields:
                 continue
             if len(fields) < 2:
-                raise DataError(f"{path} line {line_number}: expected image,caption, got {fields}")
+                raise DataError(
+                    f"{path} line {line_number}: expected image,caption, got {quote(fields[0])}"
+                )
             rows.append((fields[0], ",".join(fields[1:])))
         return rows
     rows = []
@@ -129,7 +133,7 @@ def _read_caption_lines(path: Path) -> list[tuple[str, str]]:
             continue
         if "\t" not in line:
             raise DataError(
-                f"{path} line {line_number}: expected image.jpg#0<TAB>caption, got {line[:80]!r}"
+                f"{path} line {line_number}: expected image.jpg#0<TAB>caption, got {quote(line)}"
             )
         key, caption = line.split("\t", 1)
         name, hash_sign, number = key.rpartition("#")
@@ -138,8 +142,9 @@ def _read_caption_lines(path: Path) -> list[tuple[str, str]]:
 
 
 def _read_coco(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    check_text_file(path, "a COCO captions JSON file")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8", errors="replace"))
         file_names = {image["id"]: image["file_name"] for image in document["images"]}
         annotations = [(item["image_id"], item["caption"]) for item in document["annotations"]]
     except json.JSONDecodeError as error:
@@ -189,7 +194,7 @@ def _collect(
         image_path = images_dir / name
         problem = _image_problem(image_path) or ("" if image_captions else "no caption left")
         if problem:
-            skipped.append(f"{name}: {problem}")
+            skipped.append(f"{escape(name)}: {problem}")
             continue
         image_paths.append(image_path)
         captions.append(image_captions)
@@ -210,13 +215,7 @@ def read_tfds_image_captions(name: str = "coco_captions", split: str = "train") 
     """
     import tensorflow_datasets as tfds
 
-    try:
-        dataset = tfds.load(name, split=split, decoders={"image": tfds.decode.SkipDecoding()})
-    except Exception as error:  # Unknown name, no network, a broken download: all one answer.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise DataError(
-            f"tfds:{name}: cannot load split {split!r} ({type(error).__name__}: {first_line})"
-        ) from error
+    dataset, _ = load_tfds(name, split, decoders={"image": tfds.decode.SkipDecoding()})
     features = dataset.element_spec
     captions = features.get("captions")
     if "image" not in features or not isinstance(captions, dict) or "text" not in captions:

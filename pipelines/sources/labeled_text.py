@@ -20,8 +20,9 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, listing, quote
 from pipelines.sources.delimited import read_column_pair
+from pipelines.sources.resolve import load_tfds
 
 SUPPORTED_FILE_TYPES = (".csv", ".tsv", ".jsonl")
 
@@ -97,13 +98,7 @@ def read_tfds_labeled_texts(
     """
     import tensorflow_datasets as tfds
 
-    try:
-        splits, info = tfds.load(name, split=None, with_info=True, as_supervised=False)
-    except Exception as error:  # Unknown name, no network, a broken download: all one answer.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise DataError(
-            f"tfds:{name}: cannot load ({type(error).__name__}: {first_line})"
-        ) from error
+    splits, info = load_tfds(name)
     features = list(info.features.keys())
     for key in (text_key, label_key):
         if key not in features:
@@ -164,8 +159,8 @@ def _collect(rows: Iterable[_Row], source: str, label_names: Sequence[str] | Non
             raise DataError(f"{where}: empty label")
         if known is not None and label not in known:
             raise DataError(
-                f"{where}: label {label!r} is not one of the known classes: "
-                f"{', '.join(label_names)}"
+                f"{where}: label {quote(label)} is not one of the known classes: "
+                f"{listing(label_names)}"
             )
         texts.append(text)
         labels.append(label)
@@ -189,6 +184,7 @@ def _read_delimited(
 
 
 def _read_json_lines(path: Path, text_column: str, label_column: str) -> Iterator[_Row]:
+    check_text_file(path, "JSON lines")
     with path.open(encoding="utf-8-sig", errors="replace") as file:
         for line_number, line in enumerate(file, start=1):
             if not line.strip():
@@ -203,7 +199,7 @@ def _read_json_lines(path: Path, text_column: str, label_column: str) -> Iterato
             for column in (text_column, label_column):
                 if column not in record:
                     raise DataError(
-                        f"{where}: no column {column!r}; columns found: {', '.join(record)}"
+                        f"{where}: no column {column!r}; columns found: {listing(record)}"
                     )
             yield (
                 where,

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from pipelines.cache import cache_dir
-from pipelines.errors import DataError
+from pipelines.errors import DataError, quote
 from pipelines.sources.labeled_text import LabeledTexts
 
 PACKAGE = "vaderSentiment==3.3.2"
@@ -115,7 +115,7 @@ def parse_movie_review_snippets(path: str | Path) -> LabeledTexts:
             fields = line.split("\t", 2)
             if len(fields) != 3:
                 raise DataError(
-                    f"{path} line {line_number}: expected id<TAB>score<TAB>text, got {line[:80]!r}"
+                    f"{path} line {line_number}: expected id<TAB>score<TAB>text, got {quote(line)}"
                 )
             _, score_text, text = fields
             try:
@@ -124,7 +124,7 @@ def parse_movie_review_snippets(path: str | Path) -> LabeledTexts:
                     raise ValueError(score_text)
             except ValueError:
                 raise DataError(
-                    f"{path} line {line_number}: score {score_text!r} is not a number"
+                    f"{path} line {line_number}: score {quote(score_text)} is not a number"
                 ) from None
             if score == 0 or not text.strip():
                 skipped += 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, listing, quote
 from pipelines.sources.clips import LabeledClips, list_class_folders, pad_clips
 
 SENSOR_SUFFIXES = (".csv", ".npz")
@@ -138,7 +138,7 @@ def _read_table(
     for column in (clip_column, label_column):
         if column not in table.columns:
             raise DataError(
-                f"{path}: no column {column!r}; columns found: {', '.join(table.columns)}"
+                f"{path}: no column {column!r}; columns found: {listing(table.columns)}"
             )
     if channel_columns is None:
         channel_columns = [
@@ -160,7 +160,7 @@ def _read_table(
         labels = pd.unique(table_labels.iloc[rows])
         if len(labels) > 1:
             raise DataError(
-                f"{path}: clip {clip_id!r} has rows with different labels: {', '.join(labels)}"
+                f"{path}: clip {quote(clip_id)} has rows with different labels: {listing(labels)}"
             )
         clips.append(values[rows])
         clip_labels.append(labels[0])
@@ -168,7 +168,7 @@ def _read_table(
     unknown = [label for label in clip_labels if label not in known]
     if unknown:
         raise DataError(
-            f"{path}: label {unknown[0]!r} is not one of the known classes: {', '.join(known)}"
+            f"{path}: label {quote(unknown[0])} is not one of the known classes: {listing(known)}"
         )
     frames, lengths = pad_clips(clips, np.float32)
     return LabeledClips(
@@ -209,7 +209,7 @@ def _numeric(table: pd.DataFrame, columns: Sequence[str] | None, where: str) -> 
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise DataError(
-            f"{where}: no column {missing[0]!r}; columns found: {', '.join(table.columns)}"
+            f"{where}: no column {missing[0]!r}; columns found: {listing(table.columns)}"
         )
     if not columns or table.empty:
         raise DataError(f"{where}: no channel values")
@@ -220,12 +220,13 @@ def _numeric(table: pd.DataFrame, columns: Sequence[str] | None, where: str) -> 
             row = int(np.argmax(bad))
             raise DataError(
                 f"{where} row {_row(row)} column {column!r}: "
-                f"{table[column].iloc[row]!r} is not a number"
+                f"{quote(table[column].iloc[row])} is not a number"
             )
     return table[columns].to_numpy(dtype=np.float32)
 
 
 def _read_csv(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    check_text_file(path, "CSV")
     try:
         return pd.read_csv(path, dtype=dict.fromkeys(text_columns, str))
     except pd.errors.EmptyDataError:
@@ -242,7 +243,7 @@ def _read_npz(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read the .npz file ({error})") from None
     if len(arrays) != 1 and "values" not in arrays:
         raise DataError(
-            f"{path}: expected one array or one named 'values'; found: {', '.join(arrays)}"
+            f"{path}: expected one array or one named 'values'; found: {listing(arrays)}"
         )
     values = arrays["values"] if "values" in arrays else next(iter(arrays.values()))
     if values.ndim == 1:

@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipelines.cache import cache_dir
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, quote
 from pipelines.sources.debian import debian_file
 from pipelines.sources.delimited import read_column_pair
+from pipelines.sources.resolve import load_tfds
 
 DING_PACKAGE = "trans-de-en"
 DING_FILE = Path("usr/share/trans/de-en")
@@ -182,6 +183,7 @@ def _read_anki(path: Path, source_column: str, target_column: str):
     source_index = _column_index(path, source_column, "source_column")
     target_index = _column_index(path, target_column, "target_column")
     needed = max(source_index, target_index) + 1
+    check_text_file(path, "a tab-separated text file")
     rows = []
     with path.open(encoding="utf-8-sig", errors="replace") as file:
         for line_number, line in enumerate(file, start=1):
@@ -192,7 +194,7 @@ def _read_anki(path: Path, source_column: str, target_column: str):
             if len(fields) < needed:
                 raise DataError(
                     f"{path} line {line_number}: expected at least {needed} tab-separated "
-                    f"columns, got {len(fields)}: {line[:80]!r}"
+                    f"columns, got {len(fields)}: {quote(line)}"
                 )
             rows.append((fields[source_index], fields[target_index]))
     return rows
@@ -209,13 +211,7 @@ def read_tfds_sentence_pairs(name: str) -> SentencePairs:
     """
     import tensorflow_datasets as tfds
 
-    try:
-        splits = tfds.load(name, split=None, as_supervised=True)
-    except Exception as error:  # Unknown name, no network, a broken download: all one answer.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise DataError(
-            f"tfds:{name}: cannot load ({type(error).__name__}: {first_line})"
-        ) from error
+    splits, _ = load_tfds(name, as_supervised=True)
     rows = [
         (source.decode("utf-8", errors="replace"), target.decode("utf-8", errors="replace"))
         for split in sorted(splits)

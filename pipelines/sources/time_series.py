@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.cache import cache_dir
-from pipelines.errors import DataError
+from pipelines.errors import DataError, check_text_file, listing, quote
 from pipelines.sources.resolve import resolve_source
 
 MISSING_POLICIES = ("interpolate", "fail")
@@ -107,6 +107,7 @@ def _load_recipe(name: str) -> pd.DataFrame:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
+        check_text_file(path, "CSV")
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (
         pd.errors.ParserError,
@@ -129,7 +130,7 @@ def _parse_times(raw: pd.Series, where: str, column: str) -> np.ndarray:
             row = bad[0]
             raise DataError(
                 f"{where}: row {row + 2}, column {column!r}: "
-                f"{text.iloc[row]!r} is not a date or a number"
+                f"{quote(text.iloc[row])} is not a date or a number"
             )
     order = np.diff(times.to_numpy())
     zero = np.zeros((), dtype=order.dtype)
@@ -138,13 +139,13 @@ def _parse_times(raw: pd.Series, where: str, column: str) -> np.ndarray:
     if len(duplicated):
         row = duplicated[0] + 1
         raise DataError(
-            f"{where}: row {row + 2}, column {column!r}: time {str(raw.iloc[row])!r} "
+            f"{where}: row {row + 2}, column {column!r}: time {quote(raw.iloc[row])} "
             f"is duplicated (the time column must strictly increase)"
         )
     if len(decreasing):
         row = decreasing[0] + 1
         raise DataError(
-            f"{where}: row {row + 2}, column {column!r}: time {str(raw.iloc[row])!r} comes "
+            f"{where}: row {row + 2}, column {column!r}: time {quote(raw.iloc[row])} comes "
             f"before the row above it; sort the file by time"
         )
     return times.to_numpy()
@@ -160,13 +161,14 @@ def _parse_values(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np
         if len(bad):
             row = bad[0]
             raise DataError(
-                f"{where}: row {row + 2}, column {column!r}: {text.iloc[row]!r} is not a number"
+                f"{where}: row {row + 2}, column {column!r}: "
+                f"{quote(text.iloc[row])} is not a number"
             )
         infinite = np.flatnonzero(np.isinf(numbers))
         if len(infinite):
             row = infinite[0]
             raise DataError(
-                f"{where}: row {row + 2}, column {column!r}: {text.iloc[row]!r} is infinite"
+                f"{where}: row {row + 2}, column {column!r}: {quote(text.iloc[row])} is infinite"
             )
         values[:, index] = numbers
     return values
@@ -236,8 +238,7 @@ def load_time_series(
     unknown = [column for column in wanted if column not in frame.columns]
     if unknown:
         raise DataError(
-            f"{where}: unknown column {unknown[0]!r}; the columns are "
-            f"{', '.join(map(str, frame.columns))}"
+            f"{where}: unknown column {unknown[0]!r}; the columns are {listing(frame.columns)}"
         )
     if not target_columns:
         raise DataError(f"{where}: no target column (only the time column {time_column!r})")

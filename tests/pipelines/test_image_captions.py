@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from pipelines.errors import DataError
+from pipelines.sources import resolve
 from pipelines.sources.image_captions import read_image_captions, read_tfds_image_captions
 
 TINY_PNG = tf.io.encode_png(tf.zeros((1, 1, 3), tf.uint8)).numpy()
@@ -100,7 +101,10 @@ def test_bad_folders_name_the_problem(tmp_path, files, message):
         read_image_captions(tmp_path)
 
 
-def test_tfds_coco_captions_keeps_images_encoded():
+def test_tfds_coco_captions_keeps_images_encoded(monkeypatch):
+    # The mocked dataset is not prepared on disk, so loading it checks the network first.
+    monkeypatch.setattr(resolve, "network_problem", lambda: "")
+
     def as_dataset(builder, *args, **kwargs):
         assert kwargs["decoders"]["image"].__class__.__name__ == "SkipDecoding"
         return tf.data.Dataset.from_tensors(

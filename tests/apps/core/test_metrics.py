@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from apps.core import metrics, plots
 from apps.core.generation import ValidationBleu, generate_all
-from apps.core.metrics import corpus_bleu
+from apps.core.metrics import corpus_bleu, headline
 
 # Classification
 
@@ -156,3 +156,18 @@ def test_validation_bleu_writes_val_bleu_of_the_model_function_into_the_logs():
     ]
     with pytest.raises(ValueError, match="references"):
         ValidationBleu(make_function, inputs, references[:2])
+
+
+def test_headline_picks_the_strongest_baseline_in_the_metric_direction():
+    assert headline("mae", 17.5, {"last_value": 23.9, "ridge": 18.25}, False) == {
+        "metric": "mae",
+        "model": 17.5,
+        "baseline": "ridge",
+        "baseline_value": 18.25,
+        "higher_is_better": False,
+        "beats": True,
+    }
+    lost = headline("accuracy", 0.78, {"tfidf": 0.79, "majority": 0.5}, True)
+    assert (lost["baseline"], lost["beats"]) == ("tfidf", False)
+    alone = headline("accuracy", 0.78, {}, True)
+    assert alone["baseline"] is None and alone["beats"] is None

@@ -107,6 +107,7 @@ def test_fresh_process_answers_a_rest_request(trained, fresh_process_client):
     assert np.abs(values - truth).mean() < 4.0, (values, truth)  # amplitude 20, original units
     levels = np.asarray(quantiles["value"])
     assert np.all(np.diff(levels, axis=-1) >= 0)
+    np.testing.assert_allclose(answer["outputs"]["quantile_levels"]["value"], [[0.1, 0.5, 0.9]] * 3)
 
 
 def test_export_rejects_nan_and_wrong_shapes(trained, fresh_process_client):
@@ -140,10 +141,13 @@ def test_predict_from_csv_writes_the_next_steps(trained, tmp_path, capsys):
     assert set(rows[0]) == {
         "time",
         "level",
-        "level_quantile_0",
-        "level_quantile_1",
-        "level_quantile_2",
+        "level_q0.1",
+        "level_q0.5",
+        "level_q0.9",
     }
+    assert all(
+        float(row["level_q0.1"]) <= float(row["level"]) <= float(row["level_q0.9"]) for row in rows
+    )
     expected = 50 + 20 * np.sin(2 * np.pi * np.arange(30, 34) / PERIOD)
     np.testing.assert_allclose([float(row["level"]) for row in rows], expected, atol=6.0)
     from_workdir = tmp_path / "from-workdir.csv"

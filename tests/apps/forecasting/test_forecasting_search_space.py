@@ -27,7 +27,8 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
 
 def test_highway_and_recurrent_window_follow_the_chosen_lookback():
     config = config_lib.quick()
-    config.model.recurrent_window = 40
+    config.data.lookback, config.evaluation.season = 48, 12
+    config.model.highway_window, config.model.recurrent_window = 48, 40
     hp = keras_tuner.HyperParameters()
     APP.search_space.search_space(hp, config)
     hp.values["lookback"] = 24

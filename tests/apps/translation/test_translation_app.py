@@ -163,6 +163,29 @@ def test_translate_command_plots_attention(trained, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_translate_prints_as_predict_and_plots_the_tokens_it_produced(trained, capsys, monkeypatch):
+    from apps.translation import evaluation
+
+    plotted = []
+    monkeypatch.setattr(evaluation, "plot_attention", lambda rows, output: plotted.extend(rows))
+    sentences = ["alpha bravo", "kilo zulu lima mike"]  # zulu: an unknown word
+    workdir = str(trained["workdir"])
+    png = str(trained["root"] / "unused.png")
+    assert main(["translate", "--workdir", workdir, "--plot-attention", png, *sentences]) == 0
+    translated = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert main(["predict", "--model", workdir, *sentences]) == 0
+    assert capsys.readouterr().out.splitlines() == translated
+    rows = [json.loads(line) for line in translated]
+    assert rows[0]["translation"] == "bravo alpha"
+    for row, plot_row in zip(rows, plotted, strict=True):
+        tokens = plot_row["output_tokens"]
+        assert tokens[-1] == "[END]" and " ".join(tokens[:-1]) == row["translation"]
+        assert plot_row["source_tokens"][0] == "[START]"
+        weights = np.asarray(plot_row["weights"])
+        assert weights.shape == (len(tokens), len(plot_row["source_tokens"]))
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-4)
+
+
 def test_empty_pairs_are_skipped_and_counted(tmp_path):
     path = tmp_path / "pairs.tsv"
     rows = [f"{w} {v}\t{v} {w}" for w in WORDS for v in WORDS[:4]] + ["\tlonely", "orphan\t"]
