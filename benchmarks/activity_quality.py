@@ -134,7 +134,7 @@ def markdown(results: dict) -> str:
         "- baseline's mean recall within each reversal pair (how often it names the right one "
         "of the two; its errors mostly stay inside the pair): "
         + ", ".join(
-            f"{pair[0].split()[0]} {value:.3f}" for pair, value in summary["baseline_pairs"]
+            f"{pair[0]} / {pair[1]} {value:.3f}" for pair, value in summary["baseline_pairs"]
         ),
         f"- mean training time per seed {summary['train_seconds']['mean']:.0f} s; wall time of "
         f"the whole run {results['wall_seconds'] / 60:.0f} min (2 shared CPU cores, other jobs "
