@@ -9,6 +9,8 @@ averaged over time, no recurrence) on the same clips. Per class: the test recall
 
     python benchmarks/activity_quality.py --seeds 0,1,2 --results benchmarks/RESULTS-activity.md
     python benchmarks/activity_quality.py --seeds 0 --set training.epochs=1   # time one epoch
+    python benchmarks/activity_quality.py --seeds 1 --output seed-1.json   # one seed a run,
+    python benchmarks/activity_quality.py --combine seed-*.json --results ...   # then joined
 
 Prints a markdown table, writes the figures as JSON (`--output`) and, with `--results FILE`,
 replaces the quality section of that markdown file.
@@ -131,8 +133,8 @@ def markdown(results: dict) -> str:
         "",
         f"- app: mean test accuracy **{summary['app']['mean']:.4f}** (std "
         f"{summary['app']['std']:.4f} over seeds); baseline **{summary['baseline']['mean']:.4f}**",
-        "- baseline's mean recall within each reversal pair (how often it names the right one "
-        "of the two; its errors mostly stay inside the pair): "
+        "- baseline's mean test recall over the two classes of each reversal pair (a clip and its "
+        "reversal have the same frame average): "
         + ", ".join(
             f"{pair[0]} / {pair[1]} {value:.3f}" for pair, value in summary["baseline_pairs"]
         ),
@@ -150,37 +152,16 @@ def summarize(values: list[float]) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    parser.add_argument("--preset", default="base")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/activity_quality.json"))
-    parser.add_argument("--results", type=Path, default=None)
-    arguments = parser.parse_args()
-    seeds = [int(seed) for seed in arguments.seeds.split(",")]
-    started = time.perf_counter()
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="activity-quality-") as scratch:
-        for seed in seeds:
-            config = seed_config(arguments.preset, arguments.overrides, seed)
-            run = run_seed(config, Path(scratch) / f"seed-{seed}")
-            runs.append(run)
-            print(
-                f"seed {seed}: app {run['test_accuracy']:.4f} ({run['train_seconds']:.0f} s), "
-                f"baseline {run['baseline']['test_accuracy']:.4f}",
-                flush=True,
-            )
-            keras.backend.clear_session()
+def summary_of(runs: list[dict], preset: str, overrides: list[str], wall_seconds: float) -> dict:
     mean_recall = {
         name: statistics.fmean(run["baseline"]["recall"][name] for run in runs)
         for name in runs[0]["recall"]
     }
-    results = {
+    return {
         "dataset": "moving-digits",
-        "preset": arguments.preset,
-        "overrides": arguments.overrides,
-        "config": config_lib.to_dict(seed_config(arguments.preset, arguments.overrides, seeds[0])),
+        "preset": preset,
+        "overrides": overrides,
+        "config": config_lib.to_dict(seed_config(preset, overrides, runs[0]["seed"])),
         "per_seed": runs,
         "summary": {
             "app": summarize([run["test_accuracy"] for run in runs]),
@@ -188,8 +169,49 @@ def main() -> None:
             "baseline_pairs": [(pair, pair_accuracy(mean_recall, pair)) for pair in REVERSAL_PAIRS],
             "train_seconds": summarize([run["train_seconds"] for run in runs]),
         },
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": wall_seconds,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--preset", default="base")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/activity_quality.json"))
+    parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument(
+        "--combine", type=Path, nargs="+", default=None,
+        help="instead of running: the JSON outputs of earlier runs (one seed each, say), "
+        "joined into one table",
+    )  # fmt: skip
+    arguments = parser.parse_args()
+    if arguments.combine:
+        parts = [json.loads(path.read_text()) for path in arguments.combine]
+        results = summary_of(
+            [run for part in parts for run in part["per_seed"]],
+            parts[0]["preset"],
+            parts[0]["overrides"],
+            sum(part["wall_seconds"] for part in parts),
+        )
+    else:
+        seeds = [int(seed) for seed in arguments.seeds.split(",")]
+        started = time.perf_counter()
+        runs = []
+        with tempfile.TemporaryDirectory(prefix="activity-quality-") as scratch:
+            for seed in seeds:
+                config = seed_config(arguments.preset, arguments.overrides, seed)
+                run = run_seed(config, Path(scratch) / f"seed-{seed}")
+                runs.append(run)
+                print(
+                    f"seed {seed}: app {run['test_accuracy']:.4f} ({run['train_seconds']:.0f} "
+                    f"s), baseline {run['baseline']['test_accuracy']:.4f}",
+                    flush=True,
+                )
+                keras.backend.clear_session()
+        results = summary_of(
+            runs, arguments.preset, arguments.overrides, time.perf_counter() - started
+        )
     arguments.output.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     print(table)
