@@ -9,6 +9,10 @@ from keras import ops
 from layers.arguments import check_positive_integers
 
 SMALL_CNN = "small_cnn"
+NORMALIZATIONS = ("none", "zero_one", "minus_one_one", "torch", "caffe")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 # The pixel scaling each backbone expects (`pipelines.images.preprocess_images`'s
 # `normalization`): MobileNetV3, EfficientNet(V2) and ConvNeXt rescale inside the model.
 BACKBONE_NORMALIZATIONS = {
@@ -164,3 +168,114 @@ class ImageEncoder(keras.layers.Layer):
              "filters": list(self.filters)}
         )  # fmt: skip
         return config
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class BackboneScaling(keras.layers.Layer):
+    """Scales pixel values in [0, 255] as a backbone expects them, inside the model.
+
+    The input (any dtype, uint8 frames included) is cast to the layer's compute dtype; a
+    single (grayscale) channel is repeated to RGB; then `normalization` (the values of
+    `BACKBONE_NORMALIZATIONS`) maps the pixels: "none" keeps [0, 255] (the backbone rescales
+    itself), "zero_one" [0, 1], "minus_one_one" [-1, 1], "torch" ImageNet mean and standard
+    deviation on [0, 1], "caffe" RGB to BGR minus the ImageNet BGR mean. The same mapping as
+    `pipelines.images.normalize_image`, as a layer, for models that take raw frames. No mask.
+
+    Args:
+        normalization: one of "none", "zero_one", "minus_one_one", "torch", "caffe".
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        images: tensor `(..., height, width, 1 or 3)` of pixel values in [0, 255].
+
+    Returns:
+        Float tensor `(..., height, width, 3)`.
+
+    Example:
+
+    ```python
+    frames = keras.ops.zeros((2, 8, 32, 32, 1), "uint8")
+    BackboneScaling("minus_one_one")(frames)  # (2, 8, 32, 32, 3), all -1.0
+    ```
+
+    References:
+        - He et al., "Deep Residual Learning for Image Recognition", 2015 (the caffe scaling).
+    """
+
+    def __init__(self, normalization="zero_one", **kwargs):
+        super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"`normalization` must be one of {NORMALIZATIONS}. "
+                f"Received: normalization={normalization!r}"
+            )
+        self.normalization = normalization
+
+    def call(self, images):
+        images = ops.cast(images, self.compute_dtype)
+        if images.shape[-1] == 1:
+            images = ops.repeat(images, 3, axis=-1)
+        if self.normalization == "zero_one":
+            return images / 255.0
+        if self.normalization == "minus_one_one":
+            return images / 127.5 - 1.0
+        if self.normalization == "torch":
+            mean = ops.convert_to_tensor(IMAGENET_MEAN, self.compute_dtype)
+            deviation = ops.convert_to_tensor(IMAGENET_STD, self.compute_dtype)
+            return (images / 255.0 - mean) / deviation
+        if self.normalization == "caffe":
+            return ops.flip(images, axis=-1) - ops.convert_to_tensor(
+                CAFFE_BGR_MEAN, self.compute_dtype
+            )
+        return images
+
+    def compute_output_shape(self, images_shape):
+        return (*images_shape[:-1], 3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"normalization": self.normalization})
+        return config
+
+
+def image_encoders(layer) -> list[ImageEncoder]:
+    """The `ImageEncoder` layers of a layer or model: itself, inside nested models, and
+    wrapped (`keras.layers.TimeDistributed`, ...)."""
+    if isinstance(layer, ImageEncoder):
+        return [layer]
+    children = list(getattr(layer, "layers", []))
+    if isinstance(layer, keras.layers.Wrapper):
+        children.append(layer.layer)
+    return [encoder for child in children for encoder in image_encoders(child)]
+
+
+def build_optimizer_with_image_encoders(model: keras.Model) -> None:
+    """Builds a compiled model's optimizer over its variables with every image encoder
+    trainable, then freezes the encoders again, so `UnfreezeBackbone` needs no new optimizer."""
+    encoders = image_encoders(model)
+    for encoder in encoders:
+        encoder.trainable = True
+    model.optimizer.build(model.trainable_variables)
+    for encoder in encoders:
+        encoder.trainable = False
+
+
+class UnfreezeBackbone(keras.callbacks.Callback):
+    """Makes the model's image encoders (`image_encoders`) trainable from epoch
+    `frozen_epochs` (0-based) on.
+
+    The training step is traced again so that it updates the encoders' weights, which the
+    optimizer was built with from the start (`build_optimizer_with_image_encoders`).
+    """
+
+    def __init__(self, frozen_epochs: int):
+        super().__init__()
+        self.frozen_epochs = frozen_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        frozen = [encoder for encoder in image_encoders(self.model) if not encoder.trainable]
+        if epoch >= self.frozen_epochs and frozen:
+            for encoder in frozen:
+                encoder.trainable = True
+            self.model.make_train_function(force=True)
+            print(f"epoch {epoch + 1}: the backbone is fine-tuned from now on")

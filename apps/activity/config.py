@@ -49,11 +49,25 @@ class DataConfig(core_config.DataConfig):
 
 @dataclasses.dataclass
 class ModelConfig:
-    # The frame encoder; "small-cnn" only for now: 3x3 stride-2 ReLU convolutions with
-    # `filters`, flattened (so a frame's features keep where things are), then a dense layer
-    # of `frame_features`, applied to every frame by keras.layers.TimeDistributed.
-    backbone: Literal["small-cnn"] = "small-cnn"
+    # The frame encoder, applied to every frame (layers.FrameDistributed): "small-cnn"
+    # (3x3 stride-2 ReLU convolutions with `filters`, flattened so a frame's features keep
+    # where things are, then a dense layer of `frame_features`), or a backbone of the shared
+    # helper (layers.backbone, as the captioning app's): a keras.applications name
+    # (MobileNetV3Small, EfficientNetB0, ...: the keys of BACKBONE_NORMALIZATIONS) or
+    # "small_cnn" (its layer-normalized conv and pooling blocks with `filters`), its feature
+    # grid flattened and then the same dense layer. Grayscale frames are repeated to RGB.
+    backbone: str = "small-cnn"
     filters: tuple[int, ...] = (16, 32, 64, 64)
+    # Shared backbones: weights None (random), "imagenet" (downloaded by Keras)
+    # or the path of a weights file; "frozen", "fine_tune", or "frozen_then_fine_tune"
+    # (frozen for `frozen_epochs`). With a backbone frozen for the whole run and
+    # `cache_features`, every frame's backbone features are computed once and training reads
+    # them (later epochs skip the CNN; the cache holds clips x frames x grid cells x channels
+    # float32 values); the export still takes raw frames.
+    backbone_weights: str | None = None
+    backbone_training: Literal["frozen", "fine_tune", "frozen_then_fine_tune"] = "fine_tune"
+    frozen_epochs: int = 2
+    cache_features: bool = True
     frame_features: int = 128
     frame_dropout: float = 0.1
     # "recurrent": the shared RecurrentEncoder over the frame features, then SequencePooling;

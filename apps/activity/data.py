@@ -4,7 +4,9 @@ Every source becomes `LabeledClips` split into train, validation and test: movin
 fixed digit-image splits, tfds:ucf101 by its own train/test split (validation carved from
 train), and a folder or table of yours by a seeded group split in which no clip (and no UCF101
 group `_gNN_`, one actor and scene) is in two splits. The batches are
-`({"frames" or "series": clips, "frame_mask": real frames}, label id)`.
+`({"frames" or "series": clips, "frame_mask": real frames}, label id)`; with a backbone frozen
+for the whole run (`model.caches_features`) every clip's backbone features are computed once
+here and the batches carry `"features"` instead of the frames.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import dataclasses
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from apps.activity import model as activity_model
 from apps.activity.config import ActivityConfig
 from apps.activity.config import DataConfig as ActivityDataConfig
 from apps.core.app import Assets, Datasets
@@ -32,6 +36,8 @@ from pipelines.splits import group_split
 from pipelines.video import VIDEO_SUFFIXES, read_video_folder, uniform_frame_indices
 
 MOVING_DIGITS = "moving-digits"
+# Clips per call of the frozen frame encoder while caching features.
+FEATURE_BATCH = 16
 SPLITS = ("train", "validation", "test")
 # A UCF101 file name, v_<Class>_g<group>_c<clip>: one group is one actor and scene.
 UCF101_GROUP = re.compile(r"_g(\d+)_c\d+$")
@@ -331,22 +337,39 @@ def frame_mask(clips: LabeledClips) -> np.ndarray:
     return np.arange(clips.frames.shape[1])[None, :] < clips.lengths[:, None]
 
 
+def encoded_features(encoder, clips: LabeledClips) -> np.ndarray:
+    """The frozen frame encoder's features `(clips, frames, cells, features)` of the clips."""
+    batches = [
+        np.asarray(encoder(clips.frames[start : start + FEATURE_BATCH], training=False))
+        for start in range(0, len(clips), FEATURE_BATCH)
+    ]
+    return np.concatenate(batches)
+
+
 def clip_dataset(
-    clips: LabeledClips, kind: str, batch_size: int, shuffle_seed: int | None
+    clips: LabeledClips,
+    kind: str,
+    batch_size: int,
+    shuffle_seed: int | None,
+    features: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of `({"frames" | "series": clips, "frame_mask": mask}, label id)`, gathered by
-    (seeded, reshuffled) index so that no clip is copied into a shuffle buffer."""
-    frames = tf.constant(clips.frames)
+    """Batches of `({"frames" | "series" | "features": ..., "frame_mask": mask}, label id)`,
+    gathered by (seeded, reshuffled) index so that no clip is copied into a shuffle buffer;
+    `features` (cached frame features, one row per clip) replace the clips when given."""
+    if features is not None:
+        input_name, values = "features", tf.constant(features)
+    else:
+        input_name = "series" if kind == "sensor" else "frames"
+        values = tf.constant(clips.frames)
     masks = tf.constant(frame_mask(clips))
     labels = tf.constant(clips.labels.astype(np.int64))
-    input_name = "series" if kind == "sensor" else "frames"
     indices = tf.data.Dataset.range(len(clips))
     if shuffle_seed is not None:
         indices = indices.shuffle(len(clips), seed=shuffle_seed, reshuffle_each_iteration=True)
 
     def gather(batch_indices):
         inputs = {
-            input_name: tf.gather(frames, batch_indices),
+            input_name: tf.gather(values, batch_indices),
             "frame_mask": tf.gather(masks, batch_indices),
         }
         return inputs, tf.gather(labels, batch_indices)
@@ -381,7 +404,11 @@ def load_data(
     elif assets.kind != kind:
         raise UserError(f"{split_clips.source}: {kind} clips, but the model reads {assets.kind}")
     check_classes(split_clips, assets)
+    activity_model.check_backbone(config.model)
     batch_size = config.training.batch_size
+    cached = activity_model.caches_features(config, kind)
+    encoder = activity_model.frame_encoder(config, assets) if cached else None
+    cache_seconds = 0.0
 
     def dataset(name: str) -> tf.data.Dataset | None:
         clips = split_clips.splits[name]
@@ -399,8 +426,15 @@ def load_data(
                 "training run's data.frames, data.height and data.width"
             )
         seed = config.training.seed if name == "train" else None
-        return clip_dataset(clips, kind, batch_size, seed)
+        features = None
+        if cached:
+            nonlocal cache_seconds
+            started = time.perf_counter()
+            features = encoded_features(encoder, clips)
+            cache_seconds += time.perf_counter() - started
+        return clip_dataset(clips, kind, batch_size, seed, features)
 
+    splits = {name: dataset(name) for name in SPLITS}
     summary: dict[str, Any] = {
         "source": split_clips.source,
         "kind": kind,
@@ -411,11 +445,14 @@ def load_data(
         "skipped": split_clips.skipped,
         "problems": split_clips.problems,
         "split_rule": split_clips.rule,
+        "features_cached": cached,
     }
+    if cached:
+        summary["feature_cache_seconds"] = round(cache_seconds, 1)
     return Datasets(
-        train=dataset("train"),
-        validation=dataset("validation"),
-        test=dataset("test"),
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
         assets=assets,
         summary=summary,
     )

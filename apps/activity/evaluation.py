@@ -19,10 +19,11 @@ import keras
 import numpy as np
 
 from apps.activity.config import ActivityConfig
-from apps.activity.model import build_baseline
+from apps.activity.model import build_baseline, uses_backbone
 from apps.core import plots, training
 from apps.core.app import Datasets, EvaluationOutputs
 from apps.core.metrics import classification_metrics, headline
+from layers.backbone import UnfreezeBackbone
 
 BASELINE_FILE = "frame-averaging-baseline.keras"
 
@@ -105,4 +106,10 @@ def evaluate(
 def validation_callbacks(
     config: ActivityConfig, datasets: Datasets
 ) -> list[keras.callbacks.Callback]:
+    """The backbone's unfreezing for `model.backbone_training="frozen_then_fine_tune"`."""
+    if (
+        uses_backbone(config.model, datasets.assets.kind)
+        and config.model.backbone_training == "frozen_then_fine_tune"
+    ):
+        return [UnfreezeBackbone(config.model.frozen_epochs)]
     return []

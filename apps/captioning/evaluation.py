@@ -14,11 +14,12 @@ import tensorflow as tf
 from apps.captioning import serving
 from apps.captioning.config import CaptioningConfig
 from apps.captioning.data import CaptionedImages, CaptioningDatasets, image_preprocessing
-from apps.captioning.model import CaptionModel, UnfreezeBackbone
+from apps.captioning.model import CaptionModel
 from apps.core import training
 from apps.core.errors import UserError
 from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
 from apps.core.metrics import corpus_bleu, headline
+from layers.backbone import UnfreezeBackbone
 from layers.generation import GreedySearch
 from pipelines.images import decode_image, fit_image
 from pipelines.tokenizers import END_ID, PAD_ID, START_ID, SentenceTokenizer

@@ -16,7 +16,7 @@ from keras import ops
 
 from apps.core.training import optimizer
 from layers.attention_decoder import AttentionDecoder
-from layers.backbone import ImageEncoder
+from layers.backbone import ImageEncoder, build_optimizer_with_image_encoders
 from layers.generation import Encoding, Generator, attention_context
 from layers.losses import MaskedSequenceCrossentropy, TokenAccuracy
 from pipelines.tokenizers import END_ID, PAD_ID, START_ID
@@ -181,24 +181,6 @@ class CaptionModel(keras.Model):
         }
 
 
-class UnfreezeBackbone(keras.callbacks.Callback):
-    """Makes the model's image encoder trainable from epoch `frozen_epochs` (0-based) on.
-
-    The training step is traced again so that it updates the encoder's weights, which the
-    optimizer was built with from the start (`build_model`).
-    """
-
-    def __init__(self, frozen_epochs: int):
-        super().__init__()
-        self.frozen_epochs = frozen_epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch >= self.frozen_epochs and not self.model.image_encoder.trainable:
-            self.model.image_encoder.trainable = True
-            self.model.make_train_function(force=True)
-            print(f"epoch {epoch + 1}: the backbone is fine-tuned from now on")
-
-
 def caches_features(config: CaptioningConfig) -> bool:
     """Whether training takes cached features: a backbone frozen for the whole run."""
     return config.model.backbone_training == "frozen" and config.model.cache_features
@@ -236,7 +218,7 @@ def build_model(config: CaptioningConfig, assets: CaptioningAssets) -> CaptionMo
     """The compiled model; token accuracy is weighted by the batches' padding weights.
 
     A backbone frozen for the first epochs is in the optimizer from the start, so unfreezing
-    it (`UnfreezeBackbone`) needs no new optimizer.
+    it (`layers.backbone.UnfreezeBackbone`) needs no new optimizer.
     """
     captioner = caption_model(config, len(assets.vocabulary))
     captioner.compile(
@@ -247,7 +229,5 @@ def build_model(config: CaptioningConfig, assets: CaptioningAssets) -> CaptionMo
         weighted_metrics=[TokenAccuracy()],
     )
     if config.model.backbone_training == "frozen_then_fine_tune":
-        captioner.image_encoder.trainable = True
-        captioner.optimizer.build(captioner.trainable_variables)
-        captioner.image_encoder.trainable = False
+        build_optimizer_with_image_encoders(captioner)
     return captioner

@@ -330,3 +330,110 @@ def test_help(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: rnn-activity" in capsys.readouterr().out
+
+
+def backbone_config(training: str):
+    """The tiny preset on few left/right clips through the shared helper's small CNN (the
+    keras.applications backbones take the same path; tests/layers/test_backbone.py runs
+    MobileNetV3Small)."""
+    config = APP.make_config("tiny")
+    config.data = dataclasses.replace(
+        config.data,
+        actions=("moving left", "moving right"),
+        train_clips=32,
+        validation_clips=16,
+        test_clips=16,
+    )
+    config.model.backbone = "small_cnn"
+    config.model.filters = (4, 8)
+    config.model.backbone_training = training
+    config.training = dataclasses.replace(config.training, epochs=1, batch_size=8)
+    return config
+
+
+def test_cached_backbone_features_equal_the_frame_models_own(digits_cache, tmp_path):
+    from apps.activity import data, model
+    from apps.core.export import export
+
+    config = backbone_config("frozen")
+    datasets = data.load_data(config)
+    assert datasets.summary["features_cached"]
+    inputs, _ = next(iter(datasets.test))
+    assert set(inputs) == {"features", "frame_mask"}
+    assert inputs["features"].shape == (8, 8, 64, 8)  # (clips, frames, cells, features)
+    cached = model.build_model(config, datasets.assets)
+    assert isinstance(cached, model.CachedFeatureClassifier)
+    assert cached.frame_encoder.trainable_weights == []
+    clips = load_moving_digits(8, "test", seed=3 * config.data.split_seed + 2, settings=TINY_CLIPS)
+    frames = {"frames": clips.frames, "frame_mask": np.ones((8, 8), bool)}
+    np.testing.assert_allclose(inputs["features"], cached.frame_encoder(clips.frames), atol=1e-6)
+    # Uncached, the same seed gives the same model: on the frames it answers as the cached
+    # model does on their features.
+    config.model.cache_features = False
+    uncached = model.build_model(config, datasets.assets)
+    assert not isinstance(uncached, model.CachedFeatureClassifier)
+    np.testing.assert_allclose(uncached(frames), cached(inputs), atol=1e-5)
+    np.testing.assert_allclose(cached(frames), cached(inputs), atol=1e-5)
+    # A training step on the features leaves the encoder as it was; the model round-trips
+    # through .keras and its export takes raw frames.
+    before = [weight.numpy() for weight in cached.frame_encoder.weights]
+    cached.fit(datasets.train.take(1), shuffle=False, verbose=0)
+    for weight, value in zip(cached.frame_encoder.weights, before, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    cached.save(tmp_path / "cached.keras")
+    reloaded = keras.saving.load_model(tmp_path / "cached.keras")
+    np.testing.assert_allclose(reloaded(frames), cached(frames), atol=1e-6)
+    path = export(APP, cached, config, datasets.assets, tmp_path / "saved_models")
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    answer = signature(
+        frames=tf.constant(np.repeat(clips.frames, 3, axis=-1)), frame_mask=tf.ones((8, 8), tf.bool)
+    )
+    np.testing.assert_allclose(answer["probabilities"], cached(frames), atol=1e-5)
+
+
+def test_a_backbone_frozen_for_one_epoch_trains_then_fine_tunes_and_exports(digits_cache, tmp_path):
+    workdir, export_root = tmp_path / "run", tmp_path / "saved_models"
+    settings = [
+        LEFT_RIGHT, "data.train_clips=32", "data.validation_clips=16", "data.test_clips=16",
+        "model.backbone=small_cnn", "model.filters=4,8",
+        "model.backbone_training=frozen_then_fine_tune",
+        "model.frozen_epochs=1", "training.epochs=2", "training.batch_size=8",
+    ]  # fmt: skip
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir)) == 0
+    assert main(["export", "--workdir", str(workdir), "--export-dir", str(export_root)]) == 0
+    exported = tf.saved_model.load(str(export_root / "activity" / "1"))
+    frames, masks, labels = held_out_clips(4)
+    answer = exported.signatures["serving_default"](
+        frames=tf.constant(frames), frame_mask=tf.constant(masks)
+    )
+    assert answer["probabilities"].shape == (4, 2)
+    np.testing.assert_allclose(np.sum(answer["probabilities"], axis=1), 1.0, atol=1e-5)
+
+
+def test_the_backbone_is_frozen_for_frozen_epochs_then_fine_tuned(digits_cache):
+    from apps.activity import data, model
+
+    config = backbone_config("frozen_then_fine_tune")
+    config.model.frozen_epochs = 1
+    datasets = data.load_data(config)
+    assert not datasets.summary["features_cached"]
+    classifier = model.build_model(config, datasets.assets)
+    encoder = classifier.get_layer("frame_encoder")
+    callbacks = APP.evaluation.validation_callbacks(config, datasets)
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([weight.numpy() for weight in encoder.weights])
+
+    initial = [weight.numpy() for weight in encoder.weights]
+    classifier.fit(datasets.train.take(1), epochs=2, callbacks=[*callbacks, Snapshot()], verbose=0)
+    for first, start in zip(snapshots[0], initial, strict=True):
+        np.testing.assert_array_equal(first, start)
+    assert any(not np.allclose(b, a) for b, a in zip(snapshots[1], snapshots[0], strict=True))
+
+
+def test_an_unknown_backbone_is_refused_with_the_choices(digits_cache, capsys, tmp_path):
+    arguments = command_line("train --preset tiny", "model.backbone=AlexNet", workdir=tmp_path)
+    assert main(arguments) == 2
+    assert "model.backbone: expected small-cnn or one of" in capsys.readouterr().err

@@ -18,8 +18,9 @@ from apps.captioning import main
 from apps.captioning.app import APP
 from apps.captioning.data import encoded_features, image_preprocessing
 from apps.captioning.evaluation import caption_metrics
-from apps.captioning.model import UnfreezeBackbone, build_model, image_encoder
+from apps.captioning.model import build_model, image_encoder
 from apps.core.export import export
+from layers.backbone import UnfreezeBackbone
 from pipelines.sources.shapes import render_shape, write_shapes
 
 
