@@ -104,9 +104,10 @@ def base() -> CaptioningConfig:
 def small() -> CaptioningConfig:
     """A few minutes on 2 cores (the README's main job): emoji at 32 px, the small CNN.
 
-    At 64 px the CNN's training step cost 7x the 32 px one and 8 epochs left the model
-    underfitted (validation BLEU-4 9 against the nearest-neighbour baseline's 30); at 32 px
-    skin tones and man/woman still show, and the budget buys more epochs.
+    At 64 px the CNN's training step cost 7x the 32 px one (batch 64, same load), and after
+    6 epochs (13 minutes on a loaded machine) the model was still underfitted, validation
+    BLEU-4 9; at 32 px skin tones and man/woman still show, 9 epochs take 3 minutes and
+    reach 36 (beam 42, the nearest-neighbour baseline 39; benchmarks/RESULTS-captioning.md).
     """
     config = CaptioningConfig()
     config.data.image_size = 32
