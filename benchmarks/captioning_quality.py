@@ -266,19 +266,20 @@ def main() -> None:
     )
     parser.add_argument("--output", help="write the figures here as JSON")
     args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")]
-    runs = [
-        run_seed(args, seed, Path(args.workdir) if index == 0 and args.workdir else None)
-        for index, seed in enumerate(seeds)
-    ]
-    means, table = mean_table(runs)
-    results = {
-        "preset": args.preset, "overrides": args.overrides, "split": args.split,
-        "minutes": args.minutes, "means": means, "runs": runs,
-    }  # fmt: skip
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(table)
+    runs = []
+    for index, seed in enumerate(int(seed) for seed in args.seeds.split(",")):
+        runs.append(
+            run_seed(args, seed, Path(args.workdir) if index == 0 and args.workdir else None)
+        )
+        # Written after every seed, so that an interrupted run keeps the seeds it finished.
+        means, table = mean_table(runs)
+        results = {
+            "preset": args.preset, "overrides": args.overrides, "split": args.split,
+            "minutes": args.minutes, "means": means, "runs": runs,
+        }  # fmt: skip
+        if args.output:
+            Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        print(table, flush=True)
 
 
 if __name__ == "__main__":
