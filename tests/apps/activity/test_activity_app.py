@@ -19,6 +19,8 @@ from PIL import Image
 
 from apps.activity import main, serving
 from apps.activity.app import APP
+from apps.core import training
+from layers.cudnn import cudnn_problems
 from pipelines.sources.moving_digits import ClipSettings, load_moving_digits
 from pipelines.video import uniform_frame_indices
 
@@ -391,6 +393,7 @@ def test_cached_backbone_features_equal_the_frame_models_own(digits_cache, tmp_p
     np.testing.assert_allclose(answer["probabilities"], cached(frames), atol=1e-5)
 
 
+@pytest.mark.large  # 28 s; the freezing itself is tested fast below
 def test_a_backbone_frozen_for_one_epoch_trains_then_fine_tunes_and_exports(digits_cache, tmp_path):
     workdir, export_root = tmp_path / "run", tmp_path / "saved_models"
     settings = [
@@ -437,3 +440,19 @@ def test_an_unknown_backbone_is_refused_with_the_choices(digits_cache, capsys, t
     arguments = command_line("train --preset tiny", "model.backbone=AlexNet", workdir=tmp_path)
     assert main(arguments) == 2
     assert "model.backbone: expected small-cnn or one of" in capsys.readouterr().err
+
+
+def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
+    _, model, _ = training.load_trained(APP, trained["workdir"])
+    assert cudnn_problems(model) == {}
+
+
+def test_malformed_requests_are_refused_cleanly_in_one_process(
+    trained, bad_requests_in_fresh_process
+):
+    # The gif signature's bad bytes are tested in process above.
+    result = bad_requests_in_fresh_process(trained["version"])
+    outcomes = result["outcomes"]
+    assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
+    assert outcomes["frames: 8x longer"] == "InvalidArgument", result  # the mask does not match
+    assert set(result["good_rows"].values()) == {3}, result

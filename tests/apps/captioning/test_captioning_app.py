@@ -19,8 +19,10 @@ from apps.captioning.app import APP
 from apps.captioning.data import encoded_features, image_preprocessing
 from apps.captioning.evaluation import caption_metrics
 from apps.captioning.model import build_model, image_encoder
+from apps.core import training
 from apps.core.export import export
 from layers.backbone import UnfreezeBackbone
+from layers.cudnn import cudnn_problems
 from pipelines.sources.shapes import render_shape, write_shapes
 
 
@@ -251,3 +253,18 @@ def test_example_request_holds_real_images():
     request = APP.serving.example_request(APP.make_config("tiny"))
     images = [tf.io.decode_image(data, expand_animations=False) for data in request["image_bytes"]]
     assert [tuple(image.shape) for image in images] == [(32, 32, 3), (96, 96, 3), (32, 32, 1)]
+
+
+def test_every_recurrent_layer_can_use_cudnn_on_a_gpu(trained):
+    _, model, _ = training.load_trained(APP, trained["workdir"])
+    assert cudnn_problems(model) == {}
+
+
+def test_malformed_requests_are_refused_cleanly_in_one_process(
+    trained, bad_requests_in_fresh_process
+):
+    result = bad_requests_in_fresh_process(trained["export"])
+    outcomes = result["outcomes"]
+    assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
+    assert outcomes["image_bytes: not what it should hold"] == "InvalidArgument", result
+    assert set(result["good_rows"].values()) == {3}, result
