@@ -39,7 +39,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import av
 import keras
 import numpy as np
 from report import replace_section
@@ -51,7 +50,7 @@ from apps.core import config as config_lib
 from apps.core import training
 from apps.core.export import export
 from pipelines.sources.moving_digits import load_moving_digits
-from pipelines.video import read_video_folder
+from pipelines.video import read_video_folder, write_mp4
 
 SECTION_BEGIN = "<!-- activity_speed:begin -->"
 SECTION_END = "<!-- activity_speed:end -->"
@@ -184,13 +183,7 @@ def write_videos(folder: Path, clips, count: int, frames: int, scale: int) -> No
         label = clips.label_names[clips.labels[index % len(clips)]].replace(" ", "_")
         path = folder / label / f"v_{label}_g{index:03d}_c01.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("mpeg4", rate=25)
-            stream.height, stream.width = rgb.shape[1:3]
-            stream.pix_fmt = "yuv420p"
-            for frame in rgb:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
+        write_mp4(path, rgb, frames_per_second=25)
 
 
 def decoding_throughput(config, clips, arguments, scratch: Path) -> dict:

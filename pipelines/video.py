@@ -290,3 +290,16 @@ def encode_gif(frames: np.ndarray, frame_seconds: float = 0.1) -> bytes:
         loop=0,
     )
     return buffer.getvalue()
+
+
+def write_mp4(path: Path, frames: np.ndarray, frames_per_second: int) -> None:
+    """Writes (time, height, width, 3) uint8 RGB frames as an MPEG-4 video with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=frames_per_second)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

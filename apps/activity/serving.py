@@ -38,7 +38,7 @@ from apps.core.output import write_json_lines
 from pipelines.errors import check_text_file
 from pipelines.sources.clips import pad_clips
 from pipelines.sources.sensor_clips import SENSOR_SUFFIXES, read_sensor_clip, read_sensor_clips
-from pipelines.video import decode_video, encode_gif
+from pipelines.video import decode_video, encode_gif, write_mp4
 
 if TYPE_CHECKING:
     from apps.core.app import App
@@ -269,8 +269,6 @@ write_predictions = write_json_lines
 def run_clips(app: App, args: argparse.Namespace) -> None:
     """`clips`: writes `--count` moving-digits test clips as GIFs and as many as MP4 files,
     named by index and true action, and prints their paths."""
-    import av
-
     from pipelines.sources.moving_digits import load_moving_digits
 
     settings = data.clip_settings(app.make_config(args.preset).data)
@@ -285,11 +283,5 @@ def run_clips(app: App, args: argparse.Namespace) -> None:
             path.write_bytes(encode_gif(rgb))
         else:
             path = output / f"{index:02d}-{name}.mp4"
-            with av.open(str(path), "w") as container:
-                stream = container.add_stream("mpeg4", rate=10)
-                stream.height, stream.width = rgb.shape[1:3]
-                stream.pix_fmt = "yuv420p"
-                for frame in rgb:
-                    container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-                container.mux(stream.encode())
+            write_mp4(path, rgb, frames_per_second=10)
         print(path)
