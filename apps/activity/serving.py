@@ -32,13 +32,17 @@ import tensorflow as tf
 from apps.activity import data
 from apps.activity.config import ActivityConfig
 from apps.activity.data import ClipAssets
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from pipelines.errors import check_text_file
 from pipelines.sources.clips import pad_clips
 from pipelines.sources.sensor_clips import SENSOR_SUFFIXES, read_sensor_clip, read_sensor_clips
 from pipelines.video import decode_video, encode_gif, write_mp4
+
+# TF Serving's batching for these signatures, from benchmarks/serving_speed.py
+# (benchmarks/RESULTS-serving.md).
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
 
 if TYPE_CHECKING:
     from apps.core.app import App

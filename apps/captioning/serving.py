@@ -20,7 +20,7 @@ import tensorflow as tf
 from apps.captioning.config import CaptioningConfig
 from apps.captioning.data import CaptioningAssets, image_preprocessing
 from apps.captioning.model import CaptionModel
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from layers.generation import BeamSearch, GreedySearch
@@ -28,6 +28,10 @@ from pipelines.errors import check_text_file
 from pipelines.sources.image_captions import IMAGE_SIGNATURES
 from pipelines.sources.shapes import render_shape
 from pipelines.tokenizers import SentenceTokenizer
+
+# TF Serving's batching for these signatures, from benchmarks/serving_speed.py
+# (benchmarks/RESULTS-serving.md).
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
 
 WEBP_RIFF, WEBP_MARK = b"RIFF", b"WEBP"
 

@@ -8,6 +8,7 @@ the app and its config, and the shared code calls the functions of its modules:
     evaluation.py    evaluate(model, config, datasets, outputs) -> metrics;
                      validation_callbacks(config, datasets) -> callbacks adding val_* logs
     serving.py       endpoints(model, config, assets) -> Endpoints; example_request(config);
+                     BATCHING (TF Serving's batching parameters for its signatures);
                      read_inputs(inputs, input_file, input_specs) -> Request;
                      format_outputs(request, outputs) -> rows; write_predictions(rows, output)
     search_space.py  search_space(hp, config) -> config
@@ -90,6 +91,49 @@ class Endpoints:
     resources: list[Any] = dataclasses.field(default_factory=list)
 
 
+# Shared by every model of a server: TF Serving reads only the batch thread pool from the
+# global file when models bring their own parameters.
+BATCH_THREADS = 4
+MAX_ENQUEUED_BATCHES = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """TF Serving's batching parameters for one app's signatures (`BATCHING` in its serving.py,
+    chosen from `benchmarks/serving_speed.py`), written into every version it exports.
+
+    Args:
+        max_batch_size: the largest batch the server forms.
+        allowed_batch_sizes: the batch sizes it pads a batch up to, increasing, ending with
+            `max_batch_size`.
+        batch_timeout_micros: how long a request waits for others to join its batch.
+    """
+
+    max_batch_size: int
+    allowed_batch_sizes: tuple[int, ...]
+    batch_timeout_micros: int
+
+    def __post_init__(self):
+        sizes = self.allowed_batch_sizes
+        if list(sizes) != sorted(set(sizes)) or not sizes or sizes[-1] != self.max_batch_size:
+            raise ValueError(
+                f"allowed_batch_sizes {sizes}: increasing, ending with max_batch_size "
+                f"{self.max_batch_size}"
+            )
+
+    def text(self, pad_variable_length_inputs: bool) -> str:
+        """The BatchingParameters text proto."""
+        lines = [
+            f"max_batch_size {{ value: {self.max_batch_size} }}",
+            f"batch_timeout_micros {{ value: {self.batch_timeout_micros} }}",
+            f"max_enqueued_batches {{ value: {MAX_ENQUEUED_BATCHES} }}",
+            f"num_batch_threads {{ value: {BATCH_THREADS} }}",
+            *(f"allowed_batch_sizes: {size}" for size in self.allowed_batch_sizes),
+            f"pad_variable_length_inputs: {str(pad_variable_length_inputs).lower()}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
 @dataclasses.dataclass
 class Request:
     """A `serving_default` request read from `predict`'s inputs, and what formatting needs.
@@ -159,6 +203,8 @@ class EvaluationModule(Protocol):
 
 
 class ServingModule(Protocol):
+    BATCHING: Batching
+
     def endpoints(self, model: keras.Model, config: Any, assets: Assets) -> Endpoints:
         """The serving signatures of the export (see `Endpoints`)."""
 

@@ -3,13 +3,17 @@
 Layout under the export root (default `saved_models/`):
 
     <app>/<version>/saved_model.pb, variables/, assets/,
+                    batching_params.pbtxt                     (the app's batching parameters)
                     assets.extra/tf_serving_warmup_requests   (every signature)
-                    assets.extra/rnn_suite.json               (the app and its signatures)
+                    assets.extra/rnn_suite.json               (the app, its signatures and
+                                                               batching parameters)
     <app>/labels.json         version labels ({"stable": 3, "canary": 4}), set by
                               `export --label` and the `label` subcommand
     models.config             ModelServerConfig listing every app found under the root, with
                               its version policy and labels
-    batching.config           BatchingParameters for --enable_batching
+    batching.config           BatchingParameters for --enable_batching: the batch threads,
+                              and for a server without --enable_per_model_batching_parameters
+                              the most cautious of the apps' parameters
 
 A version is written into a hidden staging folder and renamed into place, so a server that
 polls the folder never sees half a model. The rename is what claims the version number:
@@ -42,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.core import op_audit
-from apps.core.app import Endpoints
+from apps.core.app import Batching, Endpoints
 from apps.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -54,13 +58,29 @@ LABEL_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 METADATA_FILE = "rnn_suite.json"
 STAGING_PREFIX = ".tmp-"
 
-BATCHING_CONFIG = """\
-max_batch_size { value: 64 }
-batch_timeout_micros { value: 2000 }
-max_enqueued_batches { value: 100 }
-num_batch_threads { value: 4 }
-pad_variable_length_inputs: true
-"""
+BATCHING_PARAMS_FILE = "batching_params.pbtxt"
+
+
+def has_variable_length_inputs(endpoints: Endpoints) -> bool:
+    """Whether an input of any signature has a dimension of unknown size beyond the batch
+    (requests of different lengths then need padding to share a batch)."""
+    return any(
+        None in spec.shape.as_list()[1:]
+        for function in endpoints.functions.values()
+        for spec in function.input_signature
+    )
+
+
+def most_cautious(parameters: list[dict[str, Any]]) -> Batching:
+    """One set of batching parameters that suits every app: the smallest maximum and timeout,
+    the allowed sizes up to that maximum."""
+    largest = min(item["max_batch_size"] for item in parameters)
+    sizes = sorted({size for item in parameters for size in item["allowed_batch_sizes"]})
+    return Batching(
+        max_batch_size=largest,
+        allowed_batch_sizes=tuple(size for size in sizes if size < largest) + (largest,),
+        batch_timeout_micros=min(item["batch_timeout_micros"] for item in parameters),
+    )
 
 
 def answer_empty_batches(function: Any) -> Any:
@@ -146,10 +166,13 @@ def check_answers(name: str, function: Any, request: dict[str, np.ndarray]) -> N
 
 
 def signature_metadata(app: App, endpoints: Endpoints) -> dict[str, Any]:
-    """What `predict` and a client need to know of an export: its app and its inputs."""
+    """What `predict`, a client and `models.config` need to know of an export: its app, its
+    inputs and its batching parameters."""
     return {
         "app": app.name,
         "command": app.command,
+        "batching": dataclasses.asdict(app.serving.BATCHING),
+        "pad_variable_length_inputs": has_variable_length_inputs(endpoints),
         "signatures": {
             name: {
                 spec.name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
@@ -201,15 +224,21 @@ def model_config_entry(app_dir: Path) -> str:
 
 
 def write_server_config(export_root: Path) -> None:
-    """models.config naming every app under the root, mounted at /models/<app> (see README)."""
-    entries = [
-        model_config_entry(app_dir)
+    """models.config naming every app under the root, mounted at /models/<app> (see README),
+    and batching.config: the most cautious batching parameters of the apps' newest versions."""
+    app_dirs = [
+        app_dir
         for app_dir in sorted(path for path in export_root.iterdir() if path.is_dir())
         if versions(app_dir)
     ]
-    text = "model_config_list {\n" + "".join(entries) + "}\n"
+    text = "model_config_list {\n" + "".join(map(model_config_entry, app_dirs)) + "}\n"
     write_atomically(export_root / "models.config", text)
-    write_atomically(export_root / "batching.config", BATCHING_CONFIG)
+    newest = [read_metadata(app_dir / str(versions(app_dir)[-1])) or {} for app_dir in app_dirs]
+    chosen = [metadata for metadata in newest if "batching" in metadata]
+    if chosen:
+        batching = most_cautious([metadata["batching"] for metadata in chosen])
+        pad = any(metadata["pad_variable_length_inputs"] for metadata in chosen)
+        write_atomically(export_root / "batching.config", batching.text(pad))
 
 
 def set_label(export_root: Path, app_name: str, label: str, version: int) -> None:
@@ -313,7 +342,11 @@ def export(
             for name, requests in warmups.items():
                 for request in requests:
                     writer.write(warmup_record(app.name, name, request))
-        (extra / METADATA_FILE).write_text(json.dumps(signature_metadata(app, endpoints), indent=2))
+        metadata = signature_metadata(app, endpoints)
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        (staging / BATCHING_PARAMS_FILE).write_text(
+            app.serving.BATCHING.text(metadata["pad_variable_length_inputs"])
+        )
         problems = op_audit.unservable_ops(staging)
         if problems:
             found = "; ".join(f"{reason}: {', '.join(ops)}" for reason, ops in problems.items())

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.errors import UserError
 from apps.forecasting import data
 from apps.forecasting.config import DataConfig, ForecastingConfig
@@ -31,6 +31,10 @@ from apps.forecasting.data import SeriesAssets
 from layers.losses import median_index
 from pipelines.errors import DataError, listing
 from pipelines.sources import time_series
+
+# TF Serving's batching for these signatures, from benchmarks/serving_speed.py
+# (benchmarks/RESULTS-serving.md).
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
 
 if TYPE_CHECKING:
     import argparse

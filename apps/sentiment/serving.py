@@ -11,13 +11,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from apps.sentiment.config import SentimentConfig
 from apps.sentiment.data import TextClassificationAssets
 from pipelines.errors import check_text_file
 from pipelines.text import clean_text, make_vectorizer, token_ids
+
+# TF Serving's batching for these signatures, from benchmarks/serving_speed.py
+# (benchmarks/RESULTS-serving.md).
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
 
 
 def endpoints(

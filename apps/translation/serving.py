@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.output import write_json_lines
 from apps.translation.config import TranslationConfig
 from apps.translation.data import TranslationAssets
@@ -24,6 +24,10 @@ from layers.generation import BeamSearch, Generator, GreedySearch
 from pipelines.errors import check_text_file
 from pipelines.sequences import add_start_end
 from pipelines.tokenizers import SentenceTokenizer
+
+# TF Serving's batching for these signatures, from benchmarks/serving_speed.py
+# (benchmarks/RESULTS-serving.md).
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
 
 
 def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int) -> tf.Tensor:

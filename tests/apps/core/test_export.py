@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from toy_app.app import APP
 
 from apps.core import export, op_audit, training
-from apps.core.app import Endpoints
+from apps.core.app import Batching, Endpoints
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +122,55 @@ def test_the_export_names_its_app_and_inputs(trained, tmp_path, capsys):
     assert metadata == {
         "app": "toy",
         "command": "rnn-toy",
+        "batching": {
+            "max_batch_size": 32,
+            "allowed_batch_sizes": [4, 32],
+            "batch_timeout_micros": 500,
+        },
+        "pad_variable_length_inputs": False,
         "signatures": {"serving_default": {"x": {"dtype": "float32", "shape": [None, 3]}}},
     }
+
+
+def test_each_version_brings_its_batching_and_the_server_file_suits_every_app(
+    trained, tmp_path, capsys
+):
+    root = tmp_path / "saved_models"
+    _, version = export_version(trained, root, capsys)
+    assert Path(version, "batching_params.pbtxt").read_text() == (
+        "max_batch_size { value: 32 }\n"
+        "batch_timeout_micros { value: 500 }\n"
+        "max_enqueued_batches { value: 100 }\n"
+        "num_batch_threads { value: 4 }\n"
+        "allowed_batch_sizes: 4\n"
+        "allowed_batch_sizes: 32\n"
+        "pad_variable_length_inputs: false\n"
+    )
+    # Another app whose texts vary in length and whose batches are smaller.
+    other = root / "other" / "1" / "assets.extra"
+    other.mkdir(parents=True)
+    (other / "rnn_suite.json").write_text(
+        json.dumps({
+            "batching": {
+                "max_batch_size": 16,
+                "allowed_batch_sizes": [1, 16],
+                "batch_timeout_micros": 300,
+            },
+            "pad_variable_length_inputs": True,
+        })
+    )  # fmt: skip
+    export.write_server_config(root)
+    text = (root / "batching.config").read_text()
+    assert "max_batch_size { value: 16 }" in text
+    assert "batch_timeout_micros { value: 300 }" in text
+    assert re.findall(r"allowed_batch_sizes: (\d+)", text) == ["1", "4", "16"]
+    assert "pad_variable_length_inputs: true" in text
+
+
+@pytest.mark.parametrize("sizes", [(8, 64, 32), (8, 32), ()])
+def test_batching_sizes_must_increase_to_the_maximum(sizes):
+    with pytest.raises(ValueError, match="allowed_batch_sizes"):
+        Batching(max_batch_size=64, allowed_batch_sizes=sizes, batch_timeout_micros=100)
 
 
 def test_server_configs_list_every_app(trained, tmp_path, capsys):
@@ -135,7 +183,7 @@ def test_server_configs_list_every_app(trained, tmp_path, capsys):
     assert text.count("config {") == 2
     assert 'name: "other"' in text and 'base_path: "/models/toy"' in text
     assert 'name: "empty"' not in text
-    assert "max_batch_size" in (root / "batching.config").read_text()
+    assert "max_batch_size { value: 32 }" in (root / "batching.config").read_text()
 
 
 def test_warmup_records_vary_and_run_against_their_signature(trained, tmp_path, capsys):

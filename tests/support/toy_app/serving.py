@@ -1,8 +1,10 @@
 import numpy as np
 import tensorflow as tf
 
-from apps.core.app import Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request
 from apps.core.output import write_json_lines
+
+BATCHING = Batching(max_batch_size=32, allowed_batch_sizes=(4, 32), batch_timeout_micros=500)
 
 
 def endpoints(model, config, assets) -> Endpoints:
