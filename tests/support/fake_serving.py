@@ -1,7 +1,8 @@
 """Stand-ins for TF Serving in tests (no tensorflow_model_server binary installs here): a REST
 server and a gRPC server that answer model metadata and Predict calls from one SavedModel,
-mapping requests and answers as TF Serving documents them (columnar REST `{"inputs": ...}`
-with `{"b64": ...}` for `*_bytes` inputs, strings answered as text; gRPC TensorProtos)."""
+mapping requests and answers as TF Serving documents them (REST rows `{"instances": [...]}`
+answered as `{"predictions": [...]}`, columns `{"inputs": {...}}` as `{"outputs": {...}}`,
+`{"b64": ...}` for `*_bytes` inputs, strings answered as text; gRPC TensorProtos)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ def plain(value):
     return value
 
 
+def columns_of_rows(rows: list, specs: dict) -> dict[str, list]:
+    """TF Serving's row format as columns: with one input each row is its value (a
+    `{"b64": ...}` object included), otherwise an object of named values."""
+    if len(specs) == 1 and not (isinstance(rows[0], dict) and set(rows[0]) != {"b64"}):
+        rows = [{next(iter(specs)): row} for row in rows]
+    return {name: [row[name] for row in rows] for name in specs}
+
+
 def rest_handler(model: Model, model_name: str):
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -82,15 +91,26 @@ def rest_handler(model: Model, model_name: str):
             signature = body.get("signature_name", "serving_default")
             specs = model.loaded.signatures[signature].structured_input_signature[1]
             try:
+                columns = (
+                    columns_of_rows(body["instances"], specs)
+                    if "instances" in body
+                    else body["inputs"]
+                )
                 inputs = {
-                    name: tf.constant(decode_b64(body["inputs"][name]), dtype=spec.dtype)
+                    name: tf.constant(decode_b64(columns[name]), dtype=spec.dtype)
                     for name, spec in specs.items()
                 }
                 outputs = model.run(signature, inputs)
             except (KeyError, ValueError, tf.errors.InvalidArgumentError) as error:
                 return self.answer(400, {"error": str(error).splitlines()[0]})
             answer = {name: plain(value.numpy().tolist()) for name, value in outputs.items()}
-            self.answer(200, {"outputs": answer})
+            single = len(answer) == 1  # one output is answered as its value, as TF Serving does
+            if "instances" in body:
+                columns = zip(*answer.values(), strict=True)
+                rows = [dict(zip(answer, row, strict=True)) for row in columns]
+                predictions = next(iter(answer.values())) if single else rows
+                return self.answer(200, {"predictions": predictions})
+            self.answer(200, {"outputs": next(iter(answer.values())) if single else answer})
 
     return Handler
 
