@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from apps.core import config as config_lib
 from apps.core.errors import UserError
 from apps.core.output import to_json_ready, write_json
+from apps.core.workdir import prepare_workdir
 from pipelines.errors import DataError
 
 if TYPE_CHECKING:
@@ -99,11 +100,12 @@ def resolve_config(app: App, args: argparse.Namespace) -> Any:
 
 def run_train(app: App, args: argparse.Namespace) -> None:
     config = resolve_config(app, args)
-    from apps.core import training
-
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
+    prepare_workdir(config, workdir, overwrite=args.overwrite)  # refuses before TF loads
+    from apps.core import training
+
     training.train(app, config, workdir, overwrite=args.overwrite)
     print(f"trained: best checkpoint {workdir / training.MODEL_FILE}")
 

@@ -16,6 +16,8 @@ import toy_app
 from command_lines import command_line
 
 from apps.core import cli, training
+from apps.core import config as config_lib
+from apps.sentiment.app import APP as SENTIMENT
 
 
 def run(arguments, capsys):
@@ -110,6 +112,27 @@ def test_config_mistakes_answer_without_loading_tensorflow(tmp_path):
     )
     assert completed.stdout.split() == ["2", "False"]
     assert completed.stderr == "error: model.cell: expected one of gru, lstm; got 'bogus'\n"
+
+
+def test_a_finished_run_is_refused_without_loading_tensorflow(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "model.keras").write_bytes(b"")
+    record = {"finished": True, "epochs_run": 4, "epoch": 2, "stop": "early_stopping"}
+    (workdir / "model.json").write_text(json.dumps(record))
+    config_lib.save(SENTIMENT.presets["base"](), workdir / "config.json")
+    code = (
+        "import sys; from apps.sentiment import main\n"
+        "status = main(sys.argv[1:]); print(status, 'tensorflow' in sys.modules)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *command_line("train", workdir=workdir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.stdout.split() == ["2", "False"]
+    assert completed.stderr.startswith(
+        f"error: {workdir} holds a finished run (stopped early at epoch 4, best epoch 2)"
+    )
 
 
 def test_an_empty_input_file_is_refused(tmp_path, capsys):
