@@ -87,10 +87,12 @@ class CaptioningConfig:
 
 
 def base() -> CaptioningConfig:
-    """The benchmark preset: MobileNetV3Small at 96 px (random weights, fine-tuned), LSTM 256.
+    """For photos: MobileNetV3Small at 96 px (random weights, fine-tuned), LSTM 256.
 
     With ImageNet weights (`--set model.backbone_weights=imagenet`) freeze it instead
-    (`--set model.backbone_training=frozen`): the features are then cached.
+    (`--set model.backbone_training=frozen`): the features are then cached. Not measured on
+    these CPUs (no ImageNet weights offline, and an epoch of emoji at 96 px takes many
+    minutes); the emoji benchmark runs `small` (benchmarks/RESULTS-captioning.md).
     """
     config = CaptioningConfig()
     config.data.image_size = 96
