@@ -95,6 +95,9 @@ class Endpoints:
 # global file when models bring their own parameters.
 BATCH_THREADS = 4
 MAX_ENQUEUED_BATCHES = 100
+# The most rows one request may hold: the server splits a larger request into batches the
+# model runs (`enable_large_batch_splitting`) instead of refusing it.
+MAX_REQUEST_ROWS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +106,9 @@ class Batching:
     chosen from `benchmarks/serving_speed.py`), written into every version it exports.
 
     Args:
-        max_batch_size: the largest batch the server forms.
+        max_batch_size: the largest batch the model runs (TF Serving's
+            `max_execution_batch_size`; a request of more rows, up to `MAX_REQUEST_ROWS`, is
+            split).
         allowed_batch_sizes: the batch sizes it pads a batch up to, increasing, ending with
             `max_batch_size`.
         batch_timeout_micros: how long a request waits for others to join its batch.
@@ -124,7 +129,9 @@ class Batching:
     def text(self, pad_variable_length_inputs: bool) -> str:
         """The BatchingParameters text proto."""
         lines = [
-            f"max_batch_size {{ value: {self.max_batch_size} }}",
+            f"max_batch_size {{ value: {max(MAX_REQUEST_ROWS, self.max_batch_size)} }}",
+            "enable_large_batch_splitting { value: true }",
+            f"max_execution_batch_size {{ value: {self.max_batch_size} }}",
             f"batch_timeout_micros {{ value: {self.batch_timeout_micros} }}",
             f"max_enqueued_batches {{ value: {MAX_ENQUEUED_BATCHES} }}",
             f"num_batch_threads {{ value: {BATCH_THREADS} }}",

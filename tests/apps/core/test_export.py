@@ -138,7 +138,9 @@ def test_each_version_brings_its_batching_and_the_server_file_suits_every_app(
     root = tmp_path / "saved_models"
     _, version = export_version(trained, root, capsys)
     assert Path(version, "batching_params.pbtxt").read_text() == (
-        "max_batch_size { value: 32 }\n"
+        "max_batch_size { value: 1024 }\n"
+        "enable_large_batch_splitting { value: true }\n"
+        "max_execution_batch_size { value: 32 }\n"
         "batch_timeout_micros { value: 500 }\n"
         "max_enqueued_batches { value: 100 }\n"
         "num_batch_threads { value: 4 }\n"
@@ -161,7 +163,7 @@ def test_each_version_brings_its_batching_and_the_server_file_suits_every_app(
     )  # fmt: skip
     export.write_server_config(root)
     text = (root / "batching.config").read_text()
-    assert "max_batch_size { value: 16 }" in text
+    assert "max_execution_batch_size { value: 16 }" in text
     assert "batch_timeout_micros { value: 300 }" in text
     assert re.findall(r"allowed_batch_sizes: (\d+)", text) == ["1", "4", "16"]
     assert "pad_variable_length_inputs: true" in text
@@ -183,7 +185,7 @@ def test_server_configs_list_every_app(trained, tmp_path, capsys):
     assert text.count("config {") == 2
     assert 'name: "other"' in text and 'base_path: "/models/toy"' in text
     assert 'name: "empty"' not in text
-    assert "max_batch_size { value: 32 }" in (root / "batching.config").read_text()
+    assert "max_execution_batch_size { value: 32 }" in (root / "batching.config").read_text()
 
 
 def test_warmup_records_vary_and_run_against_their_signature(trained, tmp_path, capsys):
