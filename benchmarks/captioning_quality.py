@@ -141,7 +141,9 @@ def run_reference(config, datasets, seconds: float, args) -> dict:
     steps = int(train.cardinality())
     model.compile(
         optimizer=keras.optimizers.Adam(
-            reference.LRSchedule(1e-4, max(1, args.reference_planned_epochs * steps // 15))
+            reference.LRSchedule(
+                args.reference_learning_rate, max(1, args.reference_planned_epochs * steps // 15)
+            )
         ),
         loss=reference.masked_loss,
         metrics=[reference.masked_accuracy],
@@ -257,6 +259,10 @@ def main() -> None:
     parser.add_argument("--models", default="app,reference")
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     parser.add_argument("--reference-width", type=int, default=512, help="keras.io: 512")
+    parser.add_argument(
+        "--reference-learning-rate", type=float, default=1e-4,
+        help="keras.io: 1e-4 after its warm-up",
+    )  # fmt: skip
     parser.add_argument(
         "--reference-planned-epochs", type=int, default=30,
         help="keras.io's EPOCHS: its warm-up is 1/15 of these epochs' steps",
