@@ -62,8 +62,9 @@ def repeated(example: dict[str, np.ndarray], names: list[str], rows: int) -> dic
 
 def preprocessed_rows(dataset: tf.data.Dataset, rows: int):
     """The model inputs of the first `rows` examples of a batched `(inputs, targets...)`
-    dataset, as one batch (repeated in turn when the split is smaller)."""
-    inputs = dataset.map(lambda *batch: batch[0]).unbatch().take(rows).batch(rows)
+    dataset, as one batch padded to its longest example (repeated in turn when the split is
+    smaller)."""
+    inputs = dataset.map(lambda *batch: batch[0]).unbatch().take(rows).padded_batch(rows)
     batch = next(iter(inputs))
     count = len(tf.nest.flatten(batch)[0])
     index = np.arange(rows) % count
