@@ -7,11 +7,12 @@ For each app: the main job's trained work dir (`--runs DIR` holding `DIR/<app>`,
 with `tf.saved_model.load` in this process, and `serving_default` is called on batches of 1, 8
 and 64 raw requests (the rows of the app's `example_request` repeated: texts, series windows,
 image bytes, clips). Beside it, in the same process and on batches of the same sizes, the Keras
-model is called directly (`model.predict_on_batch`) on inputs the app's own test pipeline has
-already preprocessed (token ids, scaled windows, decoded images, uint8 clips). For translation
-and captioning that Keras call is the teacher-forced training graph: one pass over known
-targets, a floor that decoding one token at a time cannot reach; the ratio shows what the
-in-graph search and preprocessing cost on top.
+model is called directly (`model.predict_on_batch`) on the same requests already preprocessed:
+the inputs the app's own endpoint hands the model for them (recorded by running the endpoint
+eagerly once). Translation and captioning call their encoder and decoder step by step, not the
+model; for them the Keras call is the training graph on the test pipeline's batches of the
+same size (teacher forcing: one pass over known targets), a floor that decoding one token at a
+time cannot reach, so their ratio shows what the in-graph search costs on top.
 
 Per app and batch size: examples/s (over the median call), p50 and p99 latency of a call.
 From these, the batching parameters each app's export ships (`BATCHING` in its serving.py,
@@ -71,6 +72,35 @@ def preprocessed_rows(dataset: tf.data.Dataset, rows: int):
     return tf.nest.map_structure(lambda value: tf.gather(value, index), batch)
 
 
+class RecordingModel:
+    """Stands in for the Keras model inside the app's endpoints and records what it is called
+    with (the preprocessed inputs)."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self.inputs = []
+
+    def __call__(self, inputs, *args, **kwargs):
+        self.inputs.append(inputs)
+        return self.model(inputs, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def preprocessed(app, model, config, assets, request: dict[str, tf.Tensor]):
+    """The inputs the app's `serving_default` hands the model for `request`, or None when the
+    endpoint does not call the model whole (a search over its encoder and decoder)."""
+    recorder = RecordingModel(model)
+    serve = app.serving.endpoints(recorder, config, assets).functions["serving_default"]
+    tf.config.run_functions_eagerly(True)
+    try:
+        serve(**request)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    return recorder.inputs[0] if recorder.inputs else None
+
+
 def timed(call, calls: int) -> list[float]:
     call()  # warm-up: traces and allocates
     seconds = []
@@ -105,11 +135,15 @@ def measure_app(app, workdir: Path, scratch: Path, calls: int) -> dict:
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
     names = list(signature.structured_input_signature[1])
     example = app.serving.example_request(config)
-    test = app.data.load_data(config, assets).test
-    results = {"workdir": str(workdir), "export": {}, "keras": {}}
+    test = None
+    results = {"workdir": str(workdir), "export": {}, "keras": {}, "keras_inputs": "the same"}
     for batch in BATCH_SIZES:
         request = repeated(example, names, batch)
-        inputs = preprocessed_rows(test, batch)
+        inputs = preprocessed(app, model, config, assets, request)
+        if inputs is None:
+            test = test or app.data.load_data(config, assets).test
+            inputs = preprocessed_rows(test, batch)
+            results["keras_inputs"] = "test pipeline, teacher forced"
         served = timed(lambda request=request: signature(**request), calls)
         direct = timed(lambda inputs=inputs: model.predict_on_batch(inputs), calls)
         results["export"][batch] = summary(served, batch)
@@ -152,9 +186,9 @@ def choose_batching(export_results: dict[int, dict[str, float]]) -> dict[str, ob
 def markdown(results: dict) -> str:
     lines = [
         "Per app, one process: `serving_default` of the loaded export on raw requests against "
-        "`model.predict_on_batch` on the test pipeline's preprocessed inputs (translation and "
-        "captioning: the teacher-forced training graph, one pass, no search). Examples/s over "
-        "the median call; p50 / p99 ms per call.",
+        "`model.predict_on_batch` on the same requests preprocessed (translation and "
+        "captioning: the teacher-forced training graph on test batches of the same size, one "
+        "pass, no search). Examples/s over the median call; p50 / p99 ms per call.",
         "",
         "| app | batch | export ex/s | export p50 / p99 ms | Keras ex/s | Keras p50 / p99 ms "
         "| export / Keras |",
