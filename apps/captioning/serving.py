@@ -31,7 +31,7 @@ from pipelines.tokenizers import SentenceTokenizer
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
-BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=9900)
 
 WEBP_RIFF, WEBP_MARK = b"RIFF", b"WEBP"
 

@@ -21,7 +21,7 @@ from pipelines.text import clean_text, make_vectorizer, token_ids
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
-BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2900)
 
 
 def endpoints(
