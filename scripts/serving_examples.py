@@ -114,7 +114,7 @@ def example_section(app, workdir: Path, pages: Path) -> str:
         json.dumps(shortened(body)),
         "```",
         "",
-        f"Answer of `{version}` (trained in `{workdir}`):",
+        f"Answer of `saved_models/{app.name}/{version.name}` (the main job's export):",
         "",
         "```json",
         one_row_per_line(shortened(json.loads(answer))),
