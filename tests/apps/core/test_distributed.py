@@ -113,6 +113,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.large  # 60-120 s: two trainings in subprocesses
 def test_mirrored_on_two_cpu_devices_matches_one_device(data, tmp_path):
     # One device with batches of 16 against two replicas of 8 each: the same global batches.
     # Both run under MirroredStrategy: under any strategy Keras draws one batch to build the
@@ -198,6 +199,7 @@ PLAIN_KERAS_MULTI_WORKER_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.large  # 25-45 s, and it watches Keras, not this project
 def test_keras_multi_worker_fit_still_needs_the_workaround(tmp_path):
     # apps.core.training.work_around_multi_worker_fit exists for this Keras bug; when this test
     # fails, Keras has fixed keras-team/keras#20585 and the workaround can go.
