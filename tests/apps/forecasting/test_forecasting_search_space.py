@@ -21,7 +21,7 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
     }
     hp.values.update({"lookback": 264, "model_type": "encoder-decoder", "units": 16})
     chosen = APP.search_space.search_space(hp, base)
-    assert chosen.data.lookback == 264 and chosen.model.recurrent_window == 48
+    assert chosen.data.lookback == 264 and chosen.model.recurrent_window == 0
     assert chosen.model.model_type == "encoder-decoder" and chosen.model.units == 16
 
 
