@@ -503,13 +503,23 @@ class ResidualGate(keras.callbacks.Callback):
     when the model's `monitor` is not below the base's, those columns are set to zero, so
     that the model is its base (quantile models keep the other levels' residual, their
     interval), and the logs carry its scores, so the checkpoint and early stopping follow the
-    model as it is saved. The next epoch trains on from the weights it had before. At the end
-    it prints which of the two the best epoch kept.
+    model as it is saved. The base is scored as it was fitted (on the training part), and then,
+    given `refit` (the same ridge fitted on train and validation), the saved model holds the
+    refitted one: the choice is made out of sample, the forecast uses every step before the
+    test part. The next epoch trains on from the weights it had before. At the end it prints
+    which of the two the best epoch kept.
     """
 
-    def __init__(self, validation, monitor: str, median_columns: np.ndarray):
+    def __init__(
+        self,
+        validation,
+        monitor: str,
+        median_columns: np.ndarray,
+        refit: list[np.ndarray] | None = None,
+    ):
         super().__init__()
         self.validation, self.monitor, self.median_columns = validation, monitor, median_columns
+        self.refit = refit
         self.trained_weights = None
         self.kept: list[tuple[float, bool]] = []
         self.base_scores: dict[str, float] = {}
@@ -529,7 +539,9 @@ class ResidualGate(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.trained_weights is not None:
-            self.model.get_layer("head").set_weights(self.trained_weights)
+            head_weights, base_weights = self.trained_weights
+            self.model.get_layer("head").set_weights(head_weights)
+            self.model.get_layer("linear_base").set_weights(base_weights)
             self.trained_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -537,8 +549,13 @@ class ResidualGate(keras.callbacks.Callback):
             return
         keep = logs[self.monitor] < self.base_scores[self.monitor]
         if not keep:
-            self.trained_weights = self.model.get_layer("head").get_weights()
+            self.trained_weights = (
+                self.model.get_layer("head").get_weights(),
+                self.model.get_layer("linear_base").get_weights(),
+            )
             logs.update(self._gate())
+            if self.refit is not None:
+                self.model.get_layer("linear_base").set_weights(self.refit)
         self.kept.append((float(logs[self.monitor]), keep))
 
     def on_train_end(self, logs=None):
@@ -556,6 +573,7 @@ class ResidualGate(keras.callbacks.Callback):
                 f"the recurrent residual does not beat its linear base on the validation "
                 f"windows ({self.monitor} {base:.4g} for the base alone): the forecast is the "
                 f"linear base alone"
+                + (", refitted on train and validation" if self.refit is not None else "")
             )
 
 
@@ -575,5 +593,11 @@ def validation_callbacks(
     model = config.model
     if not (model.linear_base and model.model_type == "direct" and datasets.validation):
         return []
-    targets = len(datasets.assets.target_columns)
-    return [ResidualGate(datasets.validation, "val_mae", median_columns(config, targets))]
+    assets = datasets.assets
+    refit = None
+    if not model.linear_base_refit:
+        refit = [
+            np.asarray(weights, np.float32) for weights in (assets.ridge_kernel, assets.ridge_bias)
+        ]
+    columns = median_columns(config, len(assets.target_columns))
+    return [ResidualGate(datasets.validation, "val_mae", columns, refit)]

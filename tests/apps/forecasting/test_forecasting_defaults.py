@@ -251,6 +251,10 @@ def test_the_residual_is_dropped_where_the_linear_base_is_exact(gated_run):
     assert assets.linear_difference == "seasonal" and assets.linear_validation_mae < 1e-6
     for weights in model.get_layer("head").get_weights():
         assert not np.any(weights)
+    # The base is the ridge peer: the same choice refitted on train and validation.
+    kernel, bias = model.get_layer("linear_base").get_weights()
+    np.testing.assert_allclose(kernel, assets.ridge_kernel, atol=1e-6)
+    np.testing.assert_allclose(bias, assets.ridge_bias, atol=1e-4)
     endpoints = APP.serving.endpoints(model, config, assets)
     values = gated_run["values"]
     history = values[None, -40:-4, None].astype(np.float32)
