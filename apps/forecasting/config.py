@@ -55,7 +55,8 @@ class ModelConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    # How many of the latest lookback steps the recurrent encoder reads; 0: all of them.
+    # How many of the latest lookback steps the recurrent encoder reads; 0 (or more than the
+    # lookback): all of them.
     # With a linear base or highway reading the whole lookback, a short window trains faster.
     recurrent_window: int = 0
     # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss); empty: point forecast
@@ -113,9 +114,9 @@ def base() -> ForecastingConfig:
 
     A frozen linear base (the ridge chosen by rolling-origin validation among lag counts,
     alphas, a square-root transform and differences, fitted on the training part) plus an
-    LSTM(32) residual whose head starts at zero; the median (pinball 0.5, i.e. absolute error)
-    loss; a low learning rate, and early stopping on validation keeps the residual small (and
-    drops it where it does not beat the base there).
+    LSTM(32) residual over the latest 48 steps whose head starts at zero; the median (pinball
+    0.5, i.e. absolute error) loss; a low learning rate, and early stopping on validation keeps
+    the residual small (and drops it where it does not beat the base there).
     """
     config = ForecastingConfig()
     # A fifth for validation: several origins even on a series of a few years.
@@ -123,6 +124,7 @@ def base() -> ForecastingConfig:
     config.model = ModelConfig(
         cell="lstm",
         units=32,
+        recurrent_window=48,
         dropout=0.3,
         quantiles=(0.5,),
         linear_base=True,

@@ -112,10 +112,10 @@ def check_config(config: ForecastingConfig) -> None:
             f"model.highway_window: {model.highway_window} is longer than data.lookback "
             f"({data.lookback})"
         )
-    if not 0 <= model.recurrent_window <= data.lookback:
+    if model.recurrent_window < 0:
         raise UserError(
-            f"model.recurrent_window: expected 0..data.lookback ({data.lookback}), "
-            f"got {model.recurrent_window}"
+            f"model.recurrent_window: expected 0 (all) or a positive integer, got "
+            f"{model.recurrent_window}"
         )
     if not 1 <= config.evaluation.season <= data.lookback:
         raise UserError(
