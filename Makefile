@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[data,dev]"
+	$(BIN)/pip install --quiet -e ".[data,dev,forecast-peers]"
 	touch $(STAMP)
 
 # The main job: train, evaluate, export and query every app on its bundled default data.

@@ -1,8 +1,8 @@
 """Forecast quality: the app's model (mean of seeds) against linear peers on the same windows.
 
-Peers, fitted with numpy on the training windows: last value, seasonal naive, ridge on the
-whole lookback (`evaluation.ridge_alpha`), and ridge chosen on the validation windows among
-lag counts, alphas and a square-root transform (then refitted on train + validation).
+Peers: last value, seasonal naive, and the ridge chosen by rolling-origin validation among
+lag counts, alphas, a square-root transform and differences (then refitted on train +
+validation), as `evaluate` scores them.
 
     python benchmarks/forecasting_quality.py --preset base --seeds 1,2,3
     python benchmarks/forecasting_quality.py --preset weather --seeds 1,2,3
@@ -35,36 +35,26 @@ def linear_peers(config, datasets) -> dict[str, dict]:
     targets = len(assets.target_columns)
     values = series.values.astype(np.float64)
     scale = np.asarray(assets.seasonal_scale)
-
-    def arrays(split, length=lookback):
-        starts = windows.window_starts(split, length, horizon)
-        histories, futures = windows.window_arrays(values, starts, length, horizon, targets)
-        return histories, futures
-
-    test_histories, test_truth = arrays(splits["test"])
+    starts = windows.window_starts(splits["test"], lookback, horizon)
+    test_histories, test_truth = windows.window_arrays(values, starts, lookback, horizon, targets)
+    choice = assets.ridge_choice
+    chosen = (
+        f"ridge chosen on validation ({choice.lags} lags, alpha {choice.alpha:g}, "
+        f"{choice.transform}, difference {choice.difference})"
+    )
     results = {
         "last_value": evaluation.last_value_forecast(test_histories, horizon, targets),
         "seasonal_naive": evaluation.seasonal_naive_forecast(
             test_histories, horizon, targets, config.evaluation.season
         ),
+        chosen: evaluation.choice_forecast(
+            test_histories,
+            np.asarray(assets.ridge_kernel),
+            np.asarray(assets.ridge_bias),
+            choice,
+            horizon,
+        ),
     }
-    train_histories, train_futures = arrays(splits["train"])
-    weights, bias = evaluation.fit_ridge(
-        train_histories, train_futures, config.evaluation.ridge_alpha
-    )
-    results[f"ridge_{lookback}_lags_alpha_{config.evaluation.ridge_alpha:g}"] = (
-        evaluation.ridge_forecast(test_histories, weights, bias, horizon)
-    )
-
-    lags, alpha, transform = evaluation.choose_ridge(
-        (train_histories, train_futures), arrays(splits["validation"])
-    )
-    combined = windows.Split(0, splits["validation"].end)
-    weights, bias = evaluation.fit_transformed_ridge(*arrays(combined), lags, alpha, transform)
-    chosen = f"ridge_chosen_on_validation ({lags} lags, alpha {alpha:g}, {transform})"
-    results[chosen] = evaluation.transformed_ridge_forecast(
-        test_histories, weights, bias, lags, transform, horizon
-    )
     return {
         label: evaluation.point_metrics(forecast, test_truth, scale)
         for label, forecast in results.items()
@@ -79,7 +69,9 @@ def main() -> None:
     parser.add_argument("--output", help="write the figures here as JSON")
     args = parser.parse_args()
 
-    config = config_lib.apply_overrides(APP.make_config(args.preset), args.overrides)
+    config = APP.complete_config(
+        config_lib.apply_overrides(APP.make_config(args.preset), args.overrides)
+    )
     datasets = APP.data.load_data(config)
     print(f"data: {json.dumps(datasets.summary)}")
     peers = linear_peers(config, datasets)

@@ -135,6 +135,8 @@ class LinearForecast(keras.layers.Layer):
         self.input_mean = None if input_mean is None else [float(value) for value in input_mean]
         self.input_std = None if input_std is None else [float(value) for value in input_std]
         self.dense = keras.layers.Dense(horizon * targets, name="dense", dtype=self.dtype_policy)
+        # `trainable=False` given at construction reaches the sublayer made after it.
+        self.dense.trainable = self.trainable
 
     def build(self, input_shape):
         check_window_fits(self.window, input_shape)

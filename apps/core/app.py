@@ -290,6 +290,12 @@ class App(Generic[ConfigT]):
             )
         return self.presets[preset]()
 
+    def complete_config(self, config: ConfigT) -> ConfigT:
+        """Fills the settings the app derives from the data (a series' seasons, say) once the
+        preset, file and overrides are applied, before `train` or `tune` writes the config;
+        the config as it is by default."""
+        return config
+
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         """Adds the app's own subcommands to the CLI (none by default).
 

@@ -88,14 +88,15 @@ def native_logs_hidden():
 
 
 def resolve_config(app: App, args: argparse.Namespace) -> Any:
-    """Preset or `--config FILE`, then `--data`, then `--set` overrides, in that order."""
+    """Preset or `--config FILE`, then `--data`, then `--set` overrides, in that order, then
+    what the app derives from the data (`App.complete_config`)."""
     if args.config:
         config = config_lib.load(app.config_class, args.config)
     else:
         config = app.make_config(args.preset)
     if getattr(args, "data", None):
         config.data.source = args.data
-    return config_lib.apply_overrides(config, args.overrides)
+    return app.complete_config(config_lib.apply_overrides(config, args.overrides))
 
 
 def run_train(app: App, args: argparse.Namespace) -> None:

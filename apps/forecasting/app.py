@@ -19,6 +19,9 @@ class ForecastingApp(App[ForecastingConfig]):
     monitor = "val_mae"
     monitor_mode = "min"
 
+    def complete_config(self, config: ForecastingConfig) -> ForecastingConfig:
+        return self.data.complete_config(config)
+
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         tail = commands.add_parser(
             "tail", help="write the last steps of a dataset as CSV (an input for predict)"

@@ -29,7 +29,14 @@ class DataConfig(core_config.DataConfig):
     # Interpolating more than this share of a column's cells refuses the series (naming the
     # columns); fewer are reported.
     max_missing_fraction: float = 0.05
-    lookback: int = 132
+    # Settings left at 0 (or empty) are derived from the time column's frequency when the
+    # series is read (`data.derive_settings`), printed and written into the run's config.json;
+    # a value set here always wins. `seasons`: in steps (24 and 168 for hourly steps, 7 and
+    # 365.25 daily, 52.18 weekly, 12 monthly, 4 quarterly, none yearly). `lookback`: a few
+    # seasons (three of the shortest, the longest when the training part holds four of it, up
+    # to ten seasons on long series), at most a third of the training part.
+    seasons: tuple[float, ...] = ()
+    lookback: int = 0
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).
     stride: int = 1
@@ -48,7 +55,8 @@ class ModelConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    # How many of the latest lookback steps the recurrent encoder reads; 0: all of them.
+    # How many of the latest lookback steps the recurrent encoder reads; 0 (or more than the
+    # lookback): all of them.
     # With a linear base or highway reading the whole lookback, a short window trains faster.
     recurrent_window: int = 0
     # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss); empty: point forecast
@@ -75,10 +83,19 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    # Season of the seasonal-naive baseline and of the MASE scale, in steps (at most lookback).
-    season: int = 132
-    # L2 penalty of the ridge baseline on the lookback window (original units).
-    ridge_alpha: float = 10.0
+    # Season of the seasonal-naive baseline, of the MASE scale and of the linear base's seasonal
+    # difference, in steps (at most lookback); 0: the shortest of `data.seasons`, rounded.
+    season: int = 0
+    # Lag counts the validation-chosen ridge (the peer and the linear base) tries; empty:
+    # multiples of the season up to the lookback (at most 8 of them).
+    ridge_lags: tuple[int, ...] = ()
+    # statsforecast models `evaluate` runs on the same test windows (`pip install
+    # rnn-suite[forecast-peers]`); empty: none.
+    peers: tuple[Literal["AutoETS", "AutoARIMA", "AutoTheta"], ...] = (
+        "AutoETS",
+        "AutoARIMA",
+        "AutoTheta",
+    )
     # How many test steps the forecast plot shows (0: all).
     plot_steps: int = 0
 
@@ -93,14 +110,17 @@ class ForecastingConfig:
 
 
 def base() -> ForecastingConfig:
-    """The sunspots benchmark: lookback 132 months, horizon 12.
+    """Any series: seasons, lookback and lag grid derived from its frequency, horizon 12.
 
-    A frozen linear base (the ridge chosen on validation among lag counts, alphas and a
-    square-root transform, fitted on the training part) plus an LSTM(32) residual over the
-    latest 48 months whose head starts at zero; the median (pinball 0.5, i.e. absolute error)
-    loss; a low learning rate, and early stopping on validation keeps the residual small.
+    A frozen linear base (the ridge chosen by rolling-origin validation among lag counts,
+    alphas, a square-root transform and differences, fitted on the training part) plus an
+    LSTM(32) residual over the latest 48 steps whose head starts at zero; the median (pinball
+    0.5, i.e. absolute error) loss; a low learning rate, and early stopping on validation keeps
+    the residual small (and drops it where it does not beat the base there).
     """
     config = ForecastingConfig()
+    # A fifth for validation: several origins even on a series of a few years.
+    config.data = DataConfig(validation_fraction=0.2)
     config.model = ModelConfig(
         cell="lstm",
         units=32,
@@ -116,12 +136,7 @@ def base() -> ForecastingConfig:
 
 
 def quick() -> ForecastingConfig:
-    """The main job: `base` with quantiles 0.1/0.5/0.9 and at most 15 epochs; two minutes.
-
-    Chosen on the validation windows among four candidates (validation MAE, normalized):
-    this 0.335; the former quick preset (lookback 48, GRU(32) beside a least-squares highway)
-    0.362; lookback 48 with the linear base and a GRU(32) or LSTM(32) residual 0.351 / 0.352.
-    """
+    """The main job: `base` with quantiles 0.1/0.5/0.9 and at most 15 epochs."""
     config = base()
     config.model.quantiles = (0.1, 0.5, 0.9)
     config.training.epochs = 15
@@ -134,7 +149,7 @@ def weather() -> ForecastingConfig:
     config = ForecastingConfig()
     config.data = DataConfig(source="seattle-weather", lookback=28, horizon=7)
     config.model = ModelConfig(units=32, highway_window=28)
-    config.evaluation = EvaluationConfig(season=7, ridge_alpha=10.0)
+    config.evaluation = EvaluationConfig(season=7)
     config.training = TrainingConfig(
         epochs=40, batch_size=64, learning_rate=1e-3, early_stopping_patience=6
     )
@@ -146,7 +161,7 @@ def tiny() -> ForecastingConfig:
     config = ForecastingConfig()
     config.data = DataConfig(lookback=16, horizon=4, validation_fraction=0.15, test_fraction=0.15)
     config.model = ModelConfig(units=16)
-    config.evaluation = EvaluationConfig(season=12, ridge_alpha=1.0, plot_steps=0)
+    config.evaluation = EvaluationConfig(season=12, plot_steps=0, peers=())
     config.training = TrainingConfig(
         epochs=3, batch_size=16, learning_rate=1e-2, early_stopping_patience=3
     )

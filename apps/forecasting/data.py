@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -32,17 +33,33 @@ class SeriesAssets(Assets):
     # Least-squares start of the linear highway: kernel (window, horizon) and bias (horizon).
     highway_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     highway_bias: list[float] = dataclasses.field(default_factory=list)
-    # The linear base (original units): lag count, alpha, transform, kernel
-    # (lags * columns, horizon * targets) and bias (horizon * targets).
+    # The ridge chosen by rolling-origin validation (`evaluation.choose_ridge`): its lag count,
+    # alpha, transform, difference and validation MAE (original units).
     linear_lags: int = 0
     linear_alpha: float = 0.0
     linear_transform: str = ""
+    linear_difference: str = "none"
+    linear_season: int = 1
+    linear_validation_mae: float = 0.0
+    # The linear base: that ridge fitted on the training windows (on train and validation with
+    # `model.linear_base_refit`), folded onto the transformed window: kernel
+    # (lags * columns, horizon * targets) and bias (horizon * targets).
     linear_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     linear_bias: list[float] = dataclasses.field(default_factory=list)
-    # The ridge baseline of `evaluate` (every lookback step, `evaluation.ridge_alpha`, original
-    # units), fitted on the training windows and kept, so `evaluate --data FILE` scores it too.
+    # The ridge peer of `evaluate`: the same choice fitted on train and validation, kept so
+    # that `evaluate --data FILE` scores it too.
     ridge_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     ridge_bias: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def ridge_choice(self) -> evaluation.RidgeChoice:
+        return evaluation.RidgeChoice(
+            self.linear_lags,
+            self.linear_alpha,
+            self.linear_transform,
+            self.linear_difference,
+            self.linear_season,
+        )
 
     FILE = "series.json"
 
@@ -95,10 +112,10 @@ def check_config(config: ForecastingConfig) -> None:
             f"model.highway_window: {model.highway_window} is longer than data.lookback "
             f"({data.lookback})"
         )
-    if not 0 <= model.recurrent_window <= data.lookback:
+    if model.recurrent_window < 0:
         raise UserError(
-            f"model.recurrent_window: expected 0..data.lookback ({data.lookback}), "
-            f"got {model.recurrent_window}"
+            f"model.recurrent_window: expected 0 (all) or a positive integer, got "
+            f"{model.recurrent_window}"
         )
     if not 1 <= config.evaluation.season <= data.lookback:
         raise UserError(
@@ -211,25 +228,98 @@ def fit_linear_base(
     values: np.ndarray,
     splits: dict[str, windows.Split],
     config: ForecastingConfig,
-    targets: int,
-) -> tuple[int, float, str, np.ndarray, np.ndarray]:
-    """The validation-chosen ridge (`evaluation.choose_ridge`): lags, alpha, transform, weights."""
-    data = config.data
-
-    def arrays(split):
-        starts = windows.window_starts(split, data.lookback, data.horizon)
-        return windows.window_arrays(values, starts, data.lookback, data.horizon, targets)
-
+    assets: SeriesAssets,
+) -> None:
+    """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`) and keeps it in
+    `assets`: fitted on the training windows as the linear base (on train and validation with
+    `model.linear_base_refit`), and on train and validation as `evaluate`'s ridge peer."""
+    data, targets = config.data, len(assets.target_columns)
     if len(splits["validation"]) < data.horizon:
         raise UserError(
-            "model.linear_base: its choice needs validation windows; raise data.validation_fraction"
+            "the validation-chosen ridge needs validation windows (at least data.horizon "
+            f"{data.horizon} steps); raise data.validation_fraction"
         )
-    train = arrays(splits["train"])
-    lags, alpha, transform = evaluation.choose_ridge(train, arrays(splits["validation"]))
-    if config.model.linear_base_refit:
-        train = arrays(windows.Split(0, splits["validation"].end))
-    weights, bias = evaluation.fit_transformed_ridge(*train, lags, alpha, transform)
-    return lags, alpha, transform, weights, bias
+    choice, error = evaluation.choose_ridge(
+        values[: splits["validation"].end],
+        splits["validation"],
+        data.lookback,
+        data.horizon,
+        targets,
+        tuple(config.evaluation.ridge_lags),
+        config.evaluation.season,
+    )
+
+    def fit(split):
+        starts = windows.window_starts(split, data.lookback, data.horizon)
+        arrays = windows.window_arrays(values, starts, data.lookback, data.horizon, targets)
+        weights, bias = evaluation.fit_choice(*arrays, choice)
+        return weights.tolist(), bias.tolist()
+
+    assets.linear_lags, assets.linear_alpha = choice.lags, choice.alpha
+    assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
+    assets.linear_season, assets.linear_validation_mae = choice.season, error
+    both = windows.Split(0, splits["validation"].end)
+    assets.ridge_kernel, assets.ridge_bias = fit(both)
+    if config.model.linear_base:
+        assets.linear_kernel, assets.linear_bias = fit(
+            both if config.model.linear_base_refit else splits["train"]
+        )
+
+
+def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -> dict[str, Any]:
+    """Fills the settings left at 0 or empty (`data.seasons`, `data.lookback`,
+    `evaluation.season`, `evaluation.ridge_lags`) from the series' frequency, in place; returns
+    the values it set. A set value is kept; a pair that cannot work names the set field."""
+    data, settings = config.data, config.evaluation
+    frequency = series.frequency
+    derived: dict[str, Any] = {}
+    if not data.seasons and frequency is not None:
+        data.seasons = derived["data.seasons"] = tuple(frequency.seasons)
+    if not settings.season:
+        settings.season = derived["evaluation.season"] = (
+            int(round(data.seasons[0])) if data.seasons else 1
+        )
+    season = settings.season
+    train_steps = int(len(series) * (1.0 - data.validation_fraction - data.test_fraction))
+    if not data.lookback:
+        longest = int(round(max(data.seasons))) if data.seasons else season
+        lookback = max(3 * season if season > 1 else 0, 2 * data.horizon, 8)
+        if 4 * longest <= train_steps:
+            lookback = max(lookback, longest)
+        lookback = max(lookback, min(train_steps // 10, 10 * max(season, data.horizon)))
+        data.lookback = derived["data.lookback"] = max(season, min(lookback, train_steps // 3))
+    elif season > data.lookback and "evaluation.season" in derived:
+        raise UserError(
+            f"data.lookback: {data.lookback} is shorter than the season of this "
+            f"{frequency.name} series ({season} steps); set data.lookback to at least {season}, "
+            f"or set evaluation.season to a season it holds"
+        )
+    if not settings.ridge_lags:
+        if season > 1:
+            lags = list(range(season, data.lookback + 1, season))
+        else:
+            lags = [2**power for power in range(1, 16) if 2**power < data.lookback]
+        lags = sorted(set(lags + [data.lookback]))
+        if len(lags) > 8:
+            lags = [lags[index] for index in np.linspace(0, len(lags) - 1, 8).round().astype(int)]
+        settings.ridge_lags = derived["evaluation.ridge_lags"] = tuple(lags)
+    return derived
+
+
+def complete_config(config: ForecastingConfig) -> ForecastingConfig:
+    """`derive_settings` from the series `config` names; prints what it derived."""
+    series = read_series(config)
+    derived = derive_settings(config, series)
+    if derived:
+        settings = ", ".join(
+            f"{key}={','.join(f'{item:g}' for item in value)}"
+            if isinstance(value, tuple)
+            else f"{key}={value}"
+            for key, value in derived.items()
+        )
+        name = series.frequency.name if series.frequency else "unknown"
+        print(f"derived from the {name} time steps: {settings}")
+    return config
 
 
 def load_data(
@@ -237,9 +327,10 @@ def load_data(
     assets: SeriesAssets | None = None,
     whole_as_test: bool = False,
 ) -> SeriesDatasets:
-    check_config(config)
     data = config.data
     series = read_series(config)
+    derive_settings(config, series)
+    check_config(config)
     if assets is not None:
         check_columns(series, assets, config)
     window = data.lookback + data.horizon
@@ -276,20 +367,7 @@ def load_data(
         )
         assets.highway_kernel, assets.highway_bias = kernel.tolist(), bias.tolist()
     if not assets.ridge_kernel and "train" in splits:
-        train_starts = windows.window_starts(splits["train"], data.lookback, data.horizon)
-        kernel, bias = evaluation.fit_ridge(
-            *windows.window_arrays(
-                series.values, train_starts, data.lookback, data.horizon, len(assets.target_columns)
-            ),
-            config.evaluation.ridge_alpha,
-        )
-        assets.ridge_kernel, assets.ridge_bias = kernel.tolist(), bias.tolist()
-    if model.linear_base and not assets.linear_kernel and "train" in splits:
-        lags, alpha, transform, kernel, bias = fit_linear_base(
-            series.values.astype(np.float64), splits, config, len(assets.target_columns)
-        )
-        assets.linear_lags, assets.linear_alpha, assets.linear_transform = lags, alpha, transform
-        assets.linear_kernel, assets.linear_bias = kernel.tolist(), bias.tolist()
+        fit_linear_base(series.values.astype(np.float64), splits, config, assets)
 
     def dataset(name: str, training: bool) -> tf.data.Dataset | None:
         if name not in splits or len(splits[name]) < data.horizon:

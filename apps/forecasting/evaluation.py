@@ -1,17 +1,20 @@
 """Forecast scoring: baselines, metrics and plots on the same test windows.
 
-Baselines: the last observed value, the seasonal naive forecast (the value one season
-earlier) and a ridge regression from the whole lookback window (every column, original
-units) to every horizon step, fitted on the training windows (scikit-learn's `Ridge`) and kept
-in the assets, so `evaluate --data FILE` compares the same baselines. The same
-ridge, with its lag count, penalty and an optional square-root transform chosen on the
-validation windows (`choose_ridge`), is the strongest linear peer and the model's linear base.
+Peers: the last observed value, the seasonal naive forecast (the value one season earlier),
+the ridge regression from the latest lags (every column, original units) to every horizon
+step, its lag count, penalty, square-root transform and differencing chosen by rolling-origin
+validation (`choose_ridge`) and fitted on train and validation (the same choice, fitted on the
+training part, is the model's linear base), kept in the assets so that `evaluate --data FILE`
+compares the same peers, and statsforecast's AutoETS, AutoARIMA and AutoTheta filtered over
+the same windows (`statistical_forecasts`). `best_baseline` is the strongest on the test part.
 Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
-the training part) and MAE per horizon step; quantile models add interval coverage.
+the training part, with the series' season) and MAE per horizon step; quantile models add
+interval coverage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,14 +33,31 @@ from pipelines import windows
 if TYPE_CHECKING:
     from apps.forecasting.data import SeriesAssets, SeriesDatasets
 
-# The grid `choose_ridge` searches.
-RIDGE_LAG_COUNTS = (12, 24, 36, 60, 96, 132, 180)
+# The grid `choose_ridge` searches besides the lag counts (`evaluation.ridge_lags`).
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 # Transforms applied to every column before the ridge: (forward, inverse) on numpy arrays.
 RIDGE_TRANSFORMS = {
     "identity": (lambda values: values, lambda values: values),
     "sqrt": (np.sqrt, lambda values: np.square(np.maximum(values, 0.0))),
 }
+# What the ridge forecasts: levels, changes from the last value, or changes from the value one
+# season earlier (inputs differenced the same way).
+RIDGE_DIFFERENCES = ("none", "first", "seasonal")
+# Origins of the rolling-origin validation: the validation part is cut into this many
+# consecutive pieces, each scored by a ridge fitted on every window before it.
+VALIDATION_ORIGINS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RidgeChoice:
+    """A linear forecaster: the last `lags` steps of every column, `transform`ed, `difference`d
+    (`season` steps for the seasonal difference), to every horizon step; L2 penalty `alpha`."""
+
+    lags: int
+    alpha: float
+    transform: str
+    difference: str
+    season: int
 
 
 def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
@@ -70,59 +90,200 @@ def fit_ridge(
     return ridge.coef_.T, ridge.intercept_
 
 
+def ridge_path(
+    features: np.ndarray, outputs: np.ndarray, alphas: tuple[float, ...]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`fit_ridge` of 2-D `features` and `outputs` for every alpha, from one SVD."""
+    feature_mean, output_mean = features.mean(axis=0), outputs.mean(axis=0)
+    left, singular, right = np.linalg.svd(features - feature_mean, full_matrices=False)
+    projected = left.T @ (outputs - output_mean)
+    fits = []
+    for alpha in alphas:
+        weights = right.T @ ((singular / (singular**2 + alpha))[:, None] * projected)
+        fits.append((weights, output_mean - feature_mean @ weights))
+    return fits
+
+
 def ridge_forecast(histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, horizon: int):
     flat = histories.reshape(len(histories), -1) @ weights + bias
     return flat.reshape(len(histories), horizon, -1)  # (windows, horizon, targets)
 
 
-def fit_transformed_ridge(
-    histories: np.ndarray, futures: np.ndarray, lags: int, alpha: float, transform: str
+def difference_maps(
+    lags: int, columns: int, horizon: int, targets: int, difference: str, season: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`fit_ridge` on the last `lags` steps, inputs and outputs in `transform` space."""
-    forward, _ = RIDGE_TRANSFORMS[transform]
-    return fit_ridge(forward(histories[:, -lags:]), forward(futures), alpha)
+    """The linear maps of `difference` on a flattened window (lags * columns, step-major).
+
+    Returns `features` (lags * columns, differenced features), which turns a window into its
+    differences, and `reference` (lags * columns, horizon * targets), which gives the level
+    each forecast step's change is added to (zero for "none", the last value for "first", the
+    value one season before the step for "seasonal"). A change forecast `W` of the features
+    is then the level forecast `features @ W + reference` of the window.
+    """
+    size = lags * columns
+    identity = np.eye(size)
+    reference = np.zeros((size, horizon * targets))
+    if difference == "none":
+        return identity, reference
+    lag = 1 if difference == "first" else season
+    if lags <= lag:
+        raise ValueError(f"lags: a {difference} difference needs more than {lag} lags, got {lags}")
+    # (lags, columns, size) -> differences of consecutive rows `lag` apart
+    rows = identity.reshape(lags, columns, size)
+    features = (rows[lag:] - rows[:-lag]).reshape(-1, size).T
+    for step in range(horizon):
+        source = lags - 1 if difference == "first" else lags - season + step % season
+        for target in range(targets):
+            reference[source * columns + target, step * targets + target] = 1.0
+    return features, reference
 
 
-def transformed_ridge_forecast(
-    histories: np.ndarray,
-    weights: np.ndarray,
-    bias: np.ndarray,
-    lags: int,
-    transform: str,
-    horizon: int,
+def fit_choice(
+    histories: np.ndarray, futures: np.ndarray, choice: RidgeChoice
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (lags * columns, horizon * targets) and bias of `choice` on these windows, in
+    `choice.transform` space and folded back onto the transformed window: the forecast is
+    `inverse(forward(window[-lags:]) @ weights + bias)` whatever the difference."""
+    return _fit_choices(histories, futures, choice, (choice.alpha,))[0]
+
+
+def _fit_choices(histories, futures, choice, alphas):
+    forward, _ = RIDGE_TRANSFORMS[choice.transform]
+    windows_count, _, columns = histories.shape
+    horizon, targets = futures.shape[1:]
+    inputs = forward(histories[:, -choice.lags :]).reshape(windows_count, -1)
+    outputs = forward(futures).reshape(windows_count, -1)
+    features, reference = difference_maps(
+        choice.lags, columns, horizon, targets, choice.difference, choice.season
+    )
+    fits = ridge_path(inputs @ features, outputs - inputs @ reference, alphas)
+    return [(features @ weights + reference, bias) for weights, bias in fits]
+
+
+def choice_forecast(
+    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, choice: RidgeChoice, horizon: int
 ) -> np.ndarray:
-    """The forecast of `fit_transformed_ridge`'s weights, back in original units."""
-    forward, inverse = RIDGE_TRANSFORMS[transform]
-    return inverse(ridge_forecast(forward(histories[:, -lags:]), weights, bias, horizon))
+    """The forecast (windows, horizon, targets) of `fit_choice`'s weights, in original units."""
+    forward, inverse = RIDGE_TRANSFORMS[choice.transform]
+    return inverse(ridge_forecast(forward(histories[:, -choice.lags :]), weights, bias, horizon))
+
+
+def ridge_candidates(
+    lag_counts: tuple[int, ...], season: int, non_negative: bool
+) -> list[RidgeChoice]:
+    """Every lag count, transform and difference of the grid (alpha 0: the path covers it)."""
+    transforms = ["identity", "sqrt"] if non_negative else ["identity"]
+    candidates = []
+    for lags, transform, difference in itertools.product(lag_counts, transforms, RIDGE_DIFFERENCES):
+        if difference == "first" and lags < 2 or difference == "seasonal" and lags <= season:
+            continue
+        if difference == "seasonal" and season < 2:
+            continue
+        candidates.append(RidgeChoice(lags, 0.0, transform, difference, season))
+    return candidates
+
+
+def validation_origins(validation: windows.Split, horizon: int) -> list[windows.Split]:
+    """Up to `VALIDATION_ORIGINS` consecutive pieces of `validation`, each holding at least one
+    window."""
+    count = max(1, min(VALIDATION_ORIGINS, len(validation) // horizon))
+    edges = np.linspace(validation.start, validation.end, count + 1).round().astype(int)
+    return [
+        windows.Split(int(low), int(high)) for low, high in zip(edges[:-1], edges[1:], strict=True)
+    ]
 
 
 def choose_ridge(
-    train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray]
-) -> tuple[int, float, str]:
-    """Lag count, alpha and transform of the ridge with the lowest validation MAE.
+    values: np.ndarray,
+    validation: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    lag_counts: tuple[int, ...],
+    season: int,
+) -> tuple[RidgeChoice, float]:
+    """The ridge with the lowest rolling-origin validation MAE, and that MAE.
 
-    `train` and `validation` are (histories, futures) pairs in original units; the square
-    root is tried only when every value in them is non-negative.
+    `values` (time, columns) in original units up to the end of `validation`; every origin
+    (`validation_origins`) fits on the windows whose targets end before it and scores the
+    windows of its piece; the MAE is the mean over the pieces. The square root is tried only
+    when every value is non-negative.
     """
-    (train_histories, train_futures), (validation_histories, validation_truth) = train, validation
-    horizon, lookback = validation_truth.shape[1], train_histories.shape[1]
-    transforms = ["identity"]
-    if all(np.all(values >= 0) for values in (*train, *validation)):
-        transforms.append("sqrt")
+    pieces = []
+    for piece in validation_origins(validation, horizon):
+        train = windows.window_arrays(
+            values, windows.window_starts(windows.Split(0, piece.start), lookback, horizon),
+            lookback, horizon, targets,
+        )  # fmt: skip
+        scored = windows.window_arrays(
+            values, windows.window_starts(piece, lookback, horizon), lookback, horizon, targets
+        )
+        if len(train[0]) and len(scored[0]):
+            pieces.append((train, scored))
+    if not pieces:
+        raise ValueError("validation: no validation window with a training window before it")
+    lag_counts = tuple(lags for lags in lag_counts if lags <= lookback) or (lookback,)
+    non_negative = bool(np.all(values[: validation.end] >= 0))
     best = None
-    for lags, alpha, transform in itertools.product(RIDGE_LAG_COUNTS, RIDGE_ALPHAS, transforms):
-        if lags > lookback:
-            continue
-        weights, bias = fit_transformed_ridge(
-            train_histories, train_futures, lags, alpha, transform
+    for candidate in ridge_candidates(lag_counts, season, non_negative):
+        errors = np.zeros(len(RIDGE_ALPHAS))
+        for (train_histories, train_futures), (histories, truth) in pieces:
+            fits = _fit_choices(train_histories, train_futures, candidate, RIDGE_ALPHAS)
+            for index, (weights, bias) in enumerate(fits):
+                forecast = choice_forecast(histories, weights, bias, candidate, horizon)
+                errors[index] += np.abs(forecast - truth).mean()
+        index = int(np.argmin(errors))
+        if best is None or errors[index] < best[1]:
+            best = (dataclasses.replace(candidate, alpha=RIDGE_ALPHAS[index]), errors[index])
+    choice, error = best
+    return choice, float(error / len(pieces))
+
+
+def statistical_forecasts(
+    values: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    season: int,
+    models: tuple[str, ...],
+) -> dict[str, np.ndarray]:
+    """statsforecast's `models` forecasting `horizon` steps from each of the consecutive
+    `origins` of the columns of `values` (time, targets), each column its own series.
+
+    Each model is fitted once on the steps before the first origin and then filtered forward
+    over the later steps (`cross_validation(refit=False)`), so every forecast reads the history
+    before its origin only, as the app's windows do. Returns (windows, horizon, targets) per
+    model name. Raises ImportError when statsforecast is not installed.
+    """
+    import pandas as pd
+    import statsforecast
+    import statsforecast.models
+
+    if not len(origins) or np.any(np.diff(origins) != 1) or origins[-1] + horizon != len(values):
+        raise ValueError(
+            f"origins: expected consecutive steps, the last {horizon} before the end "
+            f"({len(values)}), got {origins}"
         )
-        forecast = transformed_ridge_forecast(
-            validation_histories, weights, bias, lags, transform, horizon
-        )
-        error = np.abs(forecast - validation_truth).mean()
-        if best is None or error < best[0]:
-            best = (error, lags, alpha, transform)
-    return best[1:]
+    steps, targets = values.shape
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.arange(targets), steps),
+            "ds": np.tile(np.arange(steps), targets),
+            "y": values.T.reshape(-1).astype(np.float64),
+        }
+    )
+    forecaster = statsforecast.StatsForecast(
+        models=[getattr(statsforecast.models, name)(season_length=season) for name in models],
+        freq=1,
+    )
+    result = forecaster.cross_validation(
+        df=frame, h=horizon, n_windows=len(origins), step_size=1, refit=False
+    )
+    result = result.sort_values(["unique_id", "cutoff", "ds"])
+    # (targets, windows, horizon) -> (windows, horizon, targets)
+    return {
+        name: np.moveaxis(result[name].to_numpy().reshape(targets, len(origins), horizon), 0, -1)
+        for name in models
+    }
 
 
 def point_metrics(forecast: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict[str, Any]:
@@ -160,12 +321,18 @@ def plot_forecasts(
     output: Path,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Truth over the test part and back-to-back forecasts (step indices `forecast_steps`)."""
+    """The series (history before the first forecast step, truth from it on) and back-to-back
+    forecasts (step indices `forecast_steps`)."""
     figure, axes = plt.subplots(
         len(target_names), 1, figsize=(11, 3.2 * len(target_names)), squeeze=False
     )
+    first = int(forecast_steps[0])
     for index, (axis, name) in enumerate(zip(axes[:, 0], target_names, strict=True)):
-        axis.plot(times, truth[:, index], color="black", linewidth=1.2, label="truth")
+        axis.plot(
+            times[: first + 1], truth[: first + 1, index], color="gray", linewidth=1.0,
+            label="history",
+        )  # fmt: skip
+        axis.plot(times[first:], truth[first:, index], color="black", linewidth=1.2, label="truth")
         forecast_times = times[forecast_steps]
         if interval is not None:
             axis.fill_between(
@@ -255,9 +422,24 @@ def evaluate(
             histories, horizon, targets, config.evaluation.season
         ),
     }
-    if assets.ridge_kernel:  # fitted on the training windows (data.load_data)
+    if assets.ridge_kernel:  # chosen and fitted at training time (data.fit_linear_base)
         weights, bias = np.asarray(assets.ridge_kernel), np.asarray(assets.ridge_bias)
-        forecasts["ridge"] = ridge_forecast(histories, weights, bias, horizon)
+        forecasts["ridge"] = choice_forecast(histories, weights, bias, assets.ridge_choice, horizon)
+    notes = []
+    if config.evaluation.peers:
+        try:
+            forecasts.update(
+                statistical_forecasts(
+                    series.values[:, :targets], starts + lookback, horizon,
+                    config.evaluation.season, config.evaluation.peers,
+                )
+            )  # fmt: skip
+        except ImportError:
+            notes.append(
+                "statsforecast is not installed, so AutoETS, AutoARIMA and AutoTheta are not "
+                "compared: pip install 'rnn-suite[forecast-peers]'"
+            )
+            print(f"note: {notes[-1]}")
 
     scale = np.asarray(assets.seasonal_scale)
     metrics = {name: point_metrics(values, truth, scale) for name, values in forecasts.items()}
@@ -270,19 +452,19 @@ def evaluate(
     metrics["mae_ratio_to_best_baseline"] = metrics["model"]["mae"] / max(
         metrics[best_baseline]["mae"], 1e-12
     )
+    if notes:
+        metrics["notes"] = notes
 
     tiles = np.arange(0, len(starts), horizon)
     if config.evaluation.plot_steps:
         tiles = tiles[: max(1, config.evaluation.plot_steps // horizon)]
     forecast_steps = (starts[tiles][:, None] + lookback + np.arange(horizon)).reshape(-1)
-    first, last = forecast_steps[0], forecast_steps[-1] + 1
+    first, last = max(forecast_steps[0] - lookback, 0), forecast_steps[-1] + 1
 
     def tiled(values):
         return values[tiles].reshape(-1, targets)  # (steps, targets)
 
-    shown = {"model": tiled(forecast)}
-    if "ridge" in forecasts:
-        shown["ridge"] = tiled(forecasts["ridge"])
+    shown = {"model": tiled(forecast), best_baseline: tiled(forecasts[best_baseline])}
     interval = None
     if len(quantiles) > 1:
         low, high = int(np.argmin(quantiles)), int(np.argmax(quantiles))
@@ -313,7 +495,109 @@ def evaluate(
     return metrics
 
 
+class ResidualGate(keras.callbacks.Callback):
+    """Keeps the recurrent residual of a linear-base model only where it beats the base.
+
+    The base alone is the model with the (median) forecast's columns of the output layer
+    `head` at zero. At the start the callback scores it on `validation`; at each epoch end,
+    when the model's `monitor` is not below the base's, those columns are set to zero, so
+    that the model is its base (quantile models keep the other levels' residual, their
+    interval), and the logs carry its scores, so the checkpoint and early stopping follow the
+    model as it is saved. The base is scored as it was fitted (on the training part), and then,
+    given `refit` (the same ridge fitted on train and validation), the saved model holds the
+    refitted one: the choice is made out of sample, the forecast uses every step before the
+    test part. The next epoch trains on from the weights it had before. At the end it prints
+    which of the two the best epoch kept.
+    """
+
+    def __init__(
+        self,
+        validation,
+        monitor: str,
+        median_columns: np.ndarray,
+        refit: list[np.ndarray] | None = None,
+    ):
+        super().__init__()
+        self.validation, self.monitor, self.median_columns = validation, monitor, median_columns
+        self.refit = refit
+        self.trained_weights = None
+        self.kept: list[tuple[float, bool]] = []
+        self.base_scores: dict[str, float] = {}
+
+    def _gate(self) -> dict[str, float]:
+        head = self.model.get_layer("head")
+        kernel, bias = head.get_weights()
+        kernel[:, self.median_columns], bias[self.median_columns] = 0.0, 0.0
+        head.set_weights([kernel, bias])
+        scores = self.model.evaluate(self.validation, verbose=0, return_dict=True)
+        return {f"val_{name}": float(value) for name, value in scores.items()}
+
+    def on_train_begin(self, logs=None):
+        weights = self.model.get_layer("head").get_weights()
+        self.base_scores = self._gate()
+        self.model.get_layer("head").set_weights(weights)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.trained_weights is not None:
+            head_weights, base_weights = self.trained_weights
+            self.model.get_layer("head").set_weights(head_weights)
+            self.model.get_layer("linear_base").set_weights(base_weights)
+            self.trained_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self.monitor not in logs:
+            return
+        keep = logs[self.monitor] < self.base_scores[self.monitor]
+        if not keep:
+            self.trained_weights = (
+                self.model.get_layer("head").get_weights(),
+                self.model.get_layer("linear_base").get_weights(),
+            )
+            logs.update(self._gate())
+            if self.refit is not None:
+                self.model.get_layer("linear_base").set_weights(self.refit)
+        self.kept.append((float(logs[self.monitor]), keep))
+
+    def on_train_end(self, logs=None):
+        if not self.kept:
+            return
+        value, keep = min(self.kept)
+        base = self.base_scores[self.monitor]
+        if keep:
+            print(
+                f"the recurrent residual beats its linear base on the validation windows "
+                f"({self.monitor} {value:.4g} against {base:.4g}): kept"
+            )
+        else:
+            print(
+                f"the recurrent residual does not beat its linear base on the validation "
+                f"windows ({self.monitor} {base:.4g} for the base alone): the forecast is the "
+                f"linear base alone"
+                + (", refitted on train and validation" if self.refit is not None else "")
+            )
+
+
+def median_columns(config: ForecastingConfig, targets: int) -> np.ndarray:
+    """The output columns of the direct head that hold the (median) point forecast."""
+    quantiles = tuple(config.model.quantiles)
+    levels = len(quantiles) or 1
+    median = median_index(quantiles) if quantiles else 0
+    # the head's columns are (horizon, targets, levels) flattened
+    return np.arange(config.data.horizon * targets) * levels + median
+
+
 def validation_callbacks(
     config: ForecastingConfig, datasets: SeriesDatasets
 ) -> list[keras.callbacks.Callback]:
-    return []
+    """The residual gate (`ResidualGate`) for a direct model on a linear base."""
+    model = config.model
+    if not (model.linear_base and model.model_type == "direct" and datasets.validation):
+        return []
+    assets = datasets.assets
+    refit = None
+    if not model.linear_base_refit:
+        refit = [
+            np.asarray(weights, np.float32) for weights in (assets.ridge_kernel, assets.ridge_bias)
+        ]
+    columns = median_columns(config, len(assets.target_columns))
+    return [ResidualGate(datasets.validation, "val_mae", columns, refit)]

@@ -22,7 +22,6 @@ def search_space(hp, config: ForecastingConfig) -> ForecastingConfig:
     data.lookback = hp.Choice("lookback", lookbacks, default=data.lookback)
     if model.highway_window:
         model.highway_window = data.lookback
-    model.recurrent_window = min(model.recurrent_window, data.lookback)
     training.learning_rate = hp.Float(
         "learning_rate", 3e-4, 1e-2, sampling="log", default=training.learning_rate
     )

@@ -8,6 +8,15 @@ InvalidArgument error that names it, and so does a history of the wrong length o
 Outputs: `forecast` float32 (batch, horizon, targets) and, for quantile models, `quantiles`
 float32 (batch, horizon, targets, levels), sorted along the levels, and `quantile_levels`
 float32 (batch, levels), the sorted levels (e.g. 0.1, 0.5, 0.9) that name them.
+
+The `streaming` signature serves a stream one observation at a time from a stateless server:
+it takes `observation` float32 (batch, columns), the new step, and `state` float32 (batch,
+lookback, columns), the window the model read at the step before (the client keeps it; the
+first one is the series' last `lookback` steps before the stream), plus `future_covariates`
+when the model reads them; it returns the outputs of `serving_default` on the window that
+ends with the observation, and that window as the new `state`. The model reads nothing else
+from the past (the recurrent encoder runs over the window afresh), so stepping a series
+through it answers as `serving_default` does on each window.
 """
 
 from __future__ import annotations
@@ -48,6 +57,13 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     std = tf.constant(assets.normalization.std, tf.float32)
     target_mean, target_std = mean[:targets], std[:targets]
     sorted_quantiles = tf.constant(sorted(quantiles), tf.float32)
+    # A point model whose residual the gate dropped (its head all zeros) is its linear base.
+    base_only = (
+        config.model.linear_base
+        and config.model.model_type == "direct"
+        and not quantiles
+        and not any(np.any(weights) for weights in model.get_layer("head").get_weights())
+    )
     signature = [tf.TensorSpec([None, data.lookback, columns], tf.float32, name="history")]
     if known_future:
         signature.append(
@@ -78,7 +94,10 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
         if config.model.model_type == "autoregressive":
             batch = tf.shape(history)[0]
             inputs["teacher_targets"] = tf.zeros([batch, data.horizon, targets], tf.float32)
-        normalized = model(inputs, training=False)
+        if base_only:
+            normalized = model.get_layer("linear_base")(inputs["history"])
+        else:
+            normalized = model(inputs, training=False)
         if not quantiles:
             return {"forecast": normalized * target_std + target_mean}
         # Sorting the levels undoes quantile crossing (monotone rearrangement).
@@ -93,18 +112,49 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     def forecast_history(history):
         return forecast(history)
 
+    def step(observation, state, future_covariates=None):
+        shape_check = tf.debugging.assert_equal(
+            tf.shape(observation)[1:],
+            tf.constant([columns]),
+            message=f"observation must have shape [batch, {columns}] (columns)",
+        )
+        with tf.control_dependencies([shape_check]):
+            # (batch, lookback, columns): the window moved on by the new step
+            window = tf.concat([state[:, 1:], observation[:, None, :]], axis=1)
+        return {**forecast(window, future_covariates), "state": window}
+
+    def step_history(observation, state):
+        return step(observation, state)
+
     serve = forecast if known_future else forecast_history
-    return Endpoints(functions={"serving_default": tf.function(serve, input_signature=signature)})
+    stream_signature = [
+        tf.TensorSpec([None, columns], tf.float32, name="observation"),
+        tf.TensorSpec([None, data.lookback, columns], tf.float32, name="state"),
+        *signature[1:],
+    ]
+    return Endpoints(
+        functions={
+            "serving_default": tf.function(serve, input_signature=signature),
+            "streaming": tf.function(
+                step if known_future else step_history, input_signature=stream_signature
+            ),
+        }
+    )
 
 
 def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
     """Three real windows of the series, the last ending `horizon` steps before its end (so
-    that known future covariates are known for each)."""
+    that known future covariates are known for each), and for `streaming` the same windows as
+    the window before each and its last step."""
     series = data.read_series(config)
     lookback, horizon = config.data.lookback, config.data.horizon
     values = series.values.astype(np.float32)  # (steps, columns)
     ends = [len(values) - horizon * shift for shift in (3, 2, 1)]
-    request = {"history": np.stack([values[end - lookback : end] for end in ends])}
+    request = {
+        "history": np.stack([values[end - lookback : end] for end in ends]),
+        "observation": np.stack([values[end - 1] for end in ends]),
+        "state": np.stack([values[end - lookback - 1 : end - 1] for end in ends]),
+    }
     known_future = [series.columns.index(name) for name in config.data.known_future_columns]
     if known_future:
         request["future_covariates"] = np.stack(

@@ -5,7 +5,10 @@ target columns first, then the covariate columns, all float32. The time column m
 dates (or numbers), strictly increase and hold no duplicates; value cells must be numbers or
 empty. Empty cells follow the missing-value policy: `"interpolate"` fills them linearly in time
 (the ends take the nearest value) and `TimeSeries.missing` marks them (`missing_report`
-counts them and refuses too many), `"fail"` raises naming the first missing cell. Every problem
+counts them and refuses too many), `"fail"` raises naming the first missing cell. The time
+step is detected (`detect_frequency`: hourly, daily, weekly, monthly, quarterly, yearly, or a
+regular step); a step missing from the column is a gap that `"interpolate"` fills like an empty
+row and `"fail"` names, and a step that is no whole number of steps is refused. Every problem
 raises `pipelines.errors.DataError` naming the file, row and column; rows are counted as lines
 of the file, the header being row 1.
 """
@@ -29,6 +32,115 @@ MISSING_POLICIES = ("interpolate", "fail")
 MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 
 
+# Seasons (in steps) of each calendar frequency: the day and the week for sub-daily steps (when
+# they hold a whole number of steps), the week and the year for days, the year otherwise.
+SECONDS_PER_DAY = 86_400
+CALENDAR_SEASONS = {
+    "daily": (7.0, 365.25),
+    "weekly": (52.18,),
+    "monthly": (12.0,),
+    "quarterly": (4.0,),
+    "yearly": (),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Frequency:
+    """The regular step of a time column: `name` ("hourly", "daily", "weekly", "monthly",
+    "quarterly", "yearly", "every N seconds" or "every N" for numeric times), its `seasons` in
+    steps, longest last, and its `step` (seconds, 1 for calendar months, quarters and years, the
+    difference for numeric times)."""
+
+    name: str
+    seasons: tuple[float, ...]
+    step: float
+
+    @property
+    def season(self) -> int:
+        """The shortest season, rounded to whole steps (1 when there is none)."""
+        return int(round(self.seasons[0])) if self.seasons else 1
+
+
+def _step_name(seconds: float) -> str:
+    if seconds == 3600:
+        return "hourly"
+    if seconds == SECONDS_PER_DAY:
+        return "daily"
+    if seconds == 7 * SECONDS_PER_DAY:
+        return "weekly"
+    return f"every {seconds:g} seconds"
+
+
+def detect_frequency(times: np.ndarray) -> tuple[Frequency, np.ndarray]:
+    """The step of increasing `times` (datetime64 or numbers) and each row's position on it.
+
+    Calendar months, quarters and years are counted as such (month ends and starts alike);
+    other steps are the most common difference. Positions are whole steps from the first row
+    (a gap makes a jump of more than one); a difference that is no whole number of steps
+    raises `DataError` naming the first one.
+    """
+    if len(times) < 2:
+        return Frequency("unknown", (), 1.0), np.arange(len(times))
+    if np.issubdtype(times.dtype, np.datetime64):
+        index = pd.DatetimeIndex(times)
+        elapsed = (times - times[0]) / np.timedelta64(1, "s")  # seconds since the first row
+        typical = float(np.median(np.diff(elapsed))) / SECONDS_PER_DAY
+        for name, low, high, period in (
+            ("monthly", 28, 31, "M"),
+            ("quarterly", 89, 92, "Q"),
+            ("yearly", 365, 366, "Y"),
+        ):
+            if low <= typical <= high:
+                periods = index.to_period(period)
+                positions = (periods - periods[0]).map(lambda offset: offset.n).to_numpy()
+                frequency = Frequency(name, CALENDAR_SEASONS[name], 1.0)
+                return frequency, _check_positions(positions, times, name)
+        values, counts = np.unique(np.diff(elapsed), return_counts=True)
+        step = float(values[np.argmax(counts)])
+        name = _step_name(step)
+        if step < SECONDS_PER_DAY:
+            seasons = tuple(
+                float(length / step)
+                for length in (SECONDS_PER_DAY, 7 * SECONDS_PER_DAY)
+                if length % step == 0 and length / step >= 2
+            )
+        else:
+            seasons = CALENDAR_SEASONS.get(name, ())
+        offsets = elapsed / step
+        frequency = Frequency(name, seasons, step)
+        return frequency, _check_positions(offsets, times, name)
+    values, counts = np.unique(np.diff(times.astype(np.float64)), return_counts=True)
+    step = float(values[np.argmax(counts)])
+    offsets = (times.astype(np.float64) - float(times[0])) / step
+    return Frequency(f"every {step:g}", (), step), _check_positions(offsets, times, "")
+
+
+def _check_positions(offsets: np.ndarray, times: np.ndarray, name: str) -> np.ndarray:
+    positions = np.round(offsets).astype(np.int64)
+    off_grid = np.flatnonzero(np.abs(offsets - positions) > 1e-6)
+    if len(off_grid):
+        row = off_grid[0]
+        raise DataError(
+            f"row {row + 2}: time {times[row]} is not a whole number of steps "
+            f"({name or 'the most common difference'}) after {times[0]}; the series must be "
+            f"regular"
+        )
+    return positions
+
+
+def first_gap(positions: np.ndarray, times: np.ndarray) -> str:
+    """Names the first missing step of `positions` ("" when there is none)."""
+    jumps = np.flatnonzero(np.diff(positions) > 1)
+    if not len(jumps):
+        return ""
+    row = jumps[0]
+    missing = int(np.sum(np.diff(positions) - 1))
+    return (
+        f"{missing} time steps are missing, the first between {times[row]} (row {row + 2}) "
+        f"and {times[row + 1]} (row {row + 3})"
+    )
+
+
 @dataclasses.dataclass
 class TimeSeries:
     """A regular series: `values[t, c]` is column `columns[c]` at time `times[t]`; `missing[t, c]`
@@ -40,6 +152,7 @@ class TimeSeries:
     covariate_columns: tuple[str, ...]
     source: str
     missing: np.ndarray
+    frequency: Frequency | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -249,6 +362,20 @@ def load_time_series(
     times = _parse_times(frame[time_column], where, time_column)
     columns = target_columns + covariate_columns
     raw = _parse_values(frame, columns, where)
+    try:
+        frequency, positions = detect_frequency(times)
+    except DataError as error:
+        raise DataError(f"{where}: {error}") from None
+    gap = first_gap(positions, times)
+    if gap and missing == "fail":
+        raise DataError(
+            f"{where}: {gap} ({frequency.name} steps); fill them, or set data.missing=interpolate"
+        )
+    if gap:
+        regular = np.full((positions[-1] + 1, len(columns)), np.nan)
+        regular[positions] = raw
+        raw = regular
+        times = _regular_times(times, frequency, positions[-1] + 1)
     values = fill_missing(raw, missing, columns, where)
     return TimeSeries(
         times=times,
@@ -257,7 +384,20 @@ def load_time_series(
         covariate_columns=covariate_columns,
         source=source,
         missing=np.isnan(raw),
+        frequency=frequency,
     )
+
+
+def _regular_times(times: np.ndarray, frequency: Frequency, steps: int) -> np.ndarray:
+    """`steps` times from `times[0]` on, one `frequency` step apart."""
+    if not np.issubdtype(times.dtype, np.datetime64):
+        return times[0] + frequency.step * np.arange(steps)
+    start = pd.Timestamp(times[0])
+    if frequency.name in ("monthly", "quarterly", "yearly"):
+        months = {"monthly": 1, "quarterly": 3, "yearly": 12}[frequency.name]
+        stamps = [start + pd.DateOffset(months=months * step) for step in range(steps)]
+        return pd.DatetimeIndex(stamps).to_numpy()
+    return (start + pd.to_timedelta(frequency.step * np.arange(steps), unit="s")).to_numpy()
 
 
 def missing_counts(series: TimeSeries) -> dict[str, int]:

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from layer_testing import run_layer_test
@@ -64,6 +65,18 @@ def test_linear_forecast_layer(trainable, tmp_path):
     run_layer_test(
         LinearForecast, init_kwargs, (inputs,), tmp_path, expected_output_shape=(4, 2, 2)
     )
+
+
+def test_a_frozen_linear_forecast_stays_frozen_in_a_model():
+    layer = LinearForecast(3, horizon=2, targets=1, trainable=False)
+    inputs = keras.Input((6, 1))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    before = [weights.copy() for weights in layer.get_weights()]
+    model.fit(np.ones((4, 6, 1)), np.zeros((4, 2, 1)), epochs=1, verbose=0)
+    assert not model.trainable_weights
+    for weights, start in zip(layer.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(weights, start)
 
 
 def test_linear_forecast_rejects_bad_arguments():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +307,48 @@ def test_interpolated_cells_are_reported_and_too_many_refused(trained, tmp_path,
     )
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert "'level' 11.7% (7 of 60), more than 0.05 of a column; fill the gaps in the file" in err
+
+
+# Steps a series through `streaming` in a process that imports only tensorflow: the answer at
+# each step against `serving_default` on the window that ends there.
+STREAMING_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+model_dir, values = sys.argv[1], np.asarray(json.loads(sys.argv[2]), np.float32)
+loaded = tf.saved_model.load(model_dir)
+stream, serve = loaded.signatures["streaming"], loaded.signatures["serving_default"]
+state, worst, steps = values[None, :16], 0.0, 0
+for step in range(16, len(values)):
+    answer = stream(observation=tf.constant(values[None, step]), state=tf.constant(state))
+    state = answer["state"].numpy()
+    whole = serve(history=tf.constant(values[None, step - 15 : step + 1]))
+    for name in ("forecast", "quantiles"):
+        worst = max(worst, float(np.abs(answer[name].numpy() - whole[name].numpy()).max()))
+    steps += 1
+print(json.dumps({"worst": worst, "steps": steps, "state": state[0, :, 0].tolist()}))
+"""
+
+
+def test_streaming_answers_as_serving_default_step_by_step(trained):
+    values = sine_frame(40)["level"].to_numpy()[:, None]
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            STREAMING_SCRIPT,
+            str(trained["version"]),
+            json.dumps(values.tolist()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert answer["steps"] == 24
+    assert answer["worst"] < 1e-4, answer
+    np.testing.assert_allclose(answer["state"], values[-16:, 0], rtol=1e-6)

@@ -126,19 +126,19 @@ def test_linear_base_start_is_the_validation_chosen_ridge(sine_csv):
     app = APP
     datasets = app.data.load_data(config)
     assets, series = datasets.assets, datasets.series
-    assert assets.linear_lags == 12  # the longest lag count in the grid within lookback 16
+    assert config.evaluation.ridge_lags == (12, 16)  # the season's multiples, and the lookback
+    assert assets.linear_lags in (12, 16)
     model = app.model.build_model(config, assets)
     assert not model.get_layer("linear_base").trainable_weights
     starts = datasets.test_starts
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
     output = model.predict(model_inputs(normalized, starts, config, assets), verbose=0)
     histories, _ = windows.window_arrays(series.values, starts, 16, 4, targets=1)
-    expected = evaluation.transformed_ridge_forecast(
+    expected = evaluation.choice_forecast(
         histories,
         np.asarray(assets.linear_kernel),
         np.asarray(assets.linear_bias),
-        assets.linear_lags,
-        assets.linear_transform,
+        assets.ridge_choice,
         horizon=4,
     )
     np.testing.assert_allclose(

@@ -25,7 +25,7 @@ def test_search_space_defaults_keep_the_config_and_choices_apply():
     assert chosen.model.model_type == "encoder-decoder" and chosen.model.units == 16
 
 
-def test_highway_and_recurrent_window_follow_the_chosen_lookback():
+def test_the_highway_follows_the_chosen_lookback():
     config = config_lib.quick()
     config.data.lookback, config.evaluation.season = 48, 12
     config.model.highway_window, config.model.recurrent_window = 48, 40
@@ -33,4 +33,5 @@ def test_highway_and_recurrent_window_follow_the_chosen_lookback():
     APP.search_space.search_space(hp, config)
     hp.values["lookback"] = 24
     chosen = APP.search_space.search_space(hp, config)
-    assert chosen.model.highway_window == 24 and chosen.model.recurrent_window == 24
+    # A recurrent window longer than the lookback reads all of it.
+    assert chosen.model.highway_window == 24 and chosen.model.recurrent_window == 40

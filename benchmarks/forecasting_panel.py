@@ -1,0 +1,214 @@
+"""Forecasting on a panel of real series: the app against its peers, same command for each.
+
+Every series runs the `base` preset with `--data` and the horizon only (plus the settings the
+panel gives every series alike, `--set`): the app derives its seasons, lookback and lag grid
+from the time column, and `evaluate` scores it against seasonal naive, the validation-chosen
+ridge, and statsforecast's AutoETS, AutoARIMA and AutoTheta on the same test windows. The
+app's MAE is the mean of the seeds; the peers are deterministic and scored once.
+
+    python benchmarks/forecasting_panel.py --series airpassengers --seeds 1,2,3
+    python benchmarks/forecasting_panel.py --summary          # the table of every stored result
+
+Results go to `benchmarks/results/forecasting-panel-<series>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apps.core import config as config_lib
+from apps.core import training
+from apps.core.app import EvaluationOutputs
+from apps.forecasting.app import APP
+
+RESULTS = Path(__file__).parent / "results"
+PEERS = ("seasonal_naive", "ridge", "AutoETS", "AutoARIMA", "AutoTheta")
+
+
+def monthly(start: str, count: int) -> pd.DatetimeIndex:
+    return pd.date_range(start, periods=count, freq="MS")
+
+
+def pmdarima_frame(name: str) -> pd.DataFrame:
+    """A pmdarima dataset with its calendar time stamps (the package keeps none for most)."""
+    import pmdarima.datasets
+
+    values = getattr(pmdarima.datasets, f"load_{name}")(as_series=True).to_numpy(np.float64)
+    count = len(values)
+    times = {
+        "airpassengers": lambda: monthly("1949-01-01", count),
+        "wineind": lambda: monthly("1980-01-01", count),
+        "sunspots": lambda: monthly("1749-01-01", count),
+        "austres": lambda: pd.date_range("1971-04-01", periods=count, freq="QS"),
+        "woolyrnq": lambda: pd.date_range("1965-01-01", periods=count, freq="QS"),
+        "lynx": lambda: pd.date_range("1821-01-01", periods=count, freq="YS"),
+        # Half-hourly electricity demand, England and Wales, June-August 2000.
+        "taylor": lambda: pd.date_range("2000-06-05", periods=count, freq="30min"),
+    }[name]()
+    return pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S"), name: values})
+
+
+# Each series with the horizon a forecaster of its frequency would use.
+SERIES = {
+    "airpassengers": 12,
+    "austres": 8,
+    "lynx": 8,
+    "taylor": 48,
+    "wineind": 12,
+    "woolyrnq": 8,
+    "sunspots": 12,
+    "seattle-weather": 7,
+}
+
+
+def source(name: str, directory: Path) -> str:
+    if name == "seattle-weather":
+        return name
+    path = directory / f"{name}.csv"
+    pmdarima_frame(name).to_csv(path, index=False)
+    return str(path)
+
+
+def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        config = APP.make_config("base")
+        config.data.source = source(name, Path(scratch))
+        config.data.horizon = SERIES[name]
+        config = APP.complete_config(config_lib.apply_overrides(config, overrides))
+        runs, peers = [], {}
+        for seed in seeds:
+            config.training.seed = seed
+            workdir = Path(scratch) / f"seed-{seed}"
+            started = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()) as log:
+                model, datasets = training.train(APP, config, workdir)
+            seconds = time.perf_counter() - started
+            metrics = APP.evaluation.evaluate(model, config, datasets, EvaluationOutputs(workdir))
+            if not peers:
+                peers = {peer: metrics[peer] for peer in PEERS if peer in metrics}
+                summary = datasets.summary
+                plots = Path(RESULTS) / f"forecasting-panel-{name}"
+                plots.mkdir(parents=True, exist_ok=True)
+                for plot in ("forecasts.png", "error-per-step.png"):
+                    (plots / plot).write_bytes((workdir / plot).read_bytes())
+                config.evaluation.peers = ()  # the same windows: scored once
+            kept = "does not beat its linear base" not in log.getvalue()
+            runs.append(
+                {
+                    "seed": seed,
+                    "seconds": round(seconds, 1),
+                    "residual_kept": kept,
+                    **{key: metrics["model"][key] for key in ("mae", "mase", "mae_per_step")},
+                    **(
+                        {"interval": metrics["model"]["interval"]}
+                        if "interval" in metrics["model"]
+                        else {}
+                    ),
+                }
+            )
+            print(
+                f"{name} seed {seed}: MAE {runs[-1]['mae']:.4g} in {seconds:.0f} s "
+                f"(residual {'kept' if kept else 'dropped'})",
+                flush=True,
+            )
+    mae = float(np.mean([run["mae"] for run in runs]))
+    best = min(peers, key=lambda peer: peers[peer]["mae"])
+    return {
+        "series": name,
+        "horizon": SERIES[name],
+        "overrides": overrides,
+        "derived": {
+            "seasons": list(config.data.seasons),
+            "season": config.evaluation.season,
+            "lookback": config.data.lookback,
+            "ridge_lags": list(config.evaluation.ridge_lags),
+        },
+        "summary": summary,
+        "runs": runs,
+        "app_mae": mae,
+        "app_mase": float(np.mean([run["mase"] for run in runs])),
+        "peers": {
+            peer: {"mae": values["mae"], "mase": values["mase"]} for peer, values in peers.items()
+        },
+        "best_peer": best,
+        "ratio_to_best_peer": mae / peers[best]["mae"],
+    }
+
+
+def summary() -> None:
+    rows = [
+        json.loads(path.read_text()) for path in sorted(RESULTS.glob("forecasting-panel-*.json"))
+    ]
+    header = ["series", "h", "steps", "app MAE (MASE)", *PEERS, "best peer", "app / best"]
+    print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+    ratios = []
+    for row in rows:
+        peers = [
+            f"{row['peers'][peer]['mae']:.4g} ({row['peers'][peer]['mase']:.3f})"
+            if peer in row["peers"] else "-"
+            for peer in PEERS
+        ]  # fmt: skip
+        steps = sum(row["summary"]["steps"].values())
+        ratios.append(row["ratio_to_best_peer"])
+        print(
+            f"| {row['series']} | {row['horizon']} | {steps} | {row['app_mae']:.4g} "
+            f"({row['app_mase']:.3f}) | {' | '.join(peers)} | {row['best_peer']} | "
+            f"{row['ratio_to_best_peer']:.3f} |"
+        )
+    if ratios:
+        geometric = math.exp(np.mean(np.log(ratios)))
+        print(
+            f"\ngeometric mean of app / best peer: {geometric:.3f} over {len(ratios)} series; "
+            f"worst {max(ratios):.3f}"
+        )
+    coverage = [
+        (row["series"], run["interval"]) for row in rows for run in row["runs"] if "interval" in run
+    ]
+    if coverage:
+        print(
+            "\n| series | interval | coverage (mean of seeds) | nominal |\n"
+            "| --- | --- | --- | --- |"
+        )
+        for name in dict.fromkeys(series for series, _ in coverage):
+            values = [interval for series, interval in coverage if series == name]
+            print(
+                f"| {name} | {values[0]['interval']} | "
+                f"{np.mean([value['coverage'] for value in values]):.3f} | "
+                f"{values[0]['nominal']:.2f} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", choices=sorted(SERIES), action="append", default=[])
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--summary", action="store_true", help="print the stored results")
+    args = parser.parse_args()
+    if args.summary:
+        summary()
+        return
+    RESULTS.mkdir(exist_ok=True)
+    for name in args.series or list(SERIES):
+        result = run_series(name, [int(seed) for seed in args.seeds.split(",")], args.overrides)
+        (RESULTS / f"forecasting-panel-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(
+            f"{name}: app {result['app_mae']:.4g}, best peer {result['best_peer']} "
+            f"{result['peers'][result['best_peer']]['mae']:.4g}, ratio "
+            f"{result['ratio_to_best_peer']:.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
