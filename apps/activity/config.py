@@ -76,7 +76,7 @@ class ModelConfig:
     cell: Literal["gru", "lstm"] = "gru"
     units: int = 64
     num_layers: int = 1
-    bidirectional: bool = True
+    bidirectional: bool = False
     encoder_dropout: float = 0.0
     pooling: tuple[Literal["last", "mean", "max", "attention"], ...] = ("max", "mean")
     conv_lstm_filters: int = 32
