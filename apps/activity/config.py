@@ -37,7 +37,7 @@ class DataConfig(core_config.DataConfig):
     # evaluation and serving take them) or "segments" (one random frame of each segment, TSN;
     # drawn once per run from training.seed). Folders only.
     sampling: Literal["uniform", "segments"] = "uniform"
-    # Decoding processes (0: one per CPU) and whether decoded clips are cached.
+    # Decoding threads (0: one per CPU) and whether decoded clips are cached.
     workers: int = 0
     cache: bool = True
     # Sensor clips: the channel columns (empty: every column), and the long table's clip-id
