@@ -103,8 +103,9 @@ class ActivityConfig:
 def base() -> ActivityConfig:
     """The quality benchmark: moving-digits, 16 frames of 64 x 64, all 8 actions."""
     config = ActivityConfig()
+    config.evaluation = EvaluationConfig(baseline_epochs=2)
     config.training = TrainingConfig(
-        epochs=20,
+        epochs=8,
         batch_size=32,
         learning_rate=2e-3,
         weight_decay=1e-4,
