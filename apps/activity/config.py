@@ -71,7 +71,8 @@ class ModelConfig:
     frame_features: int = 128
     frame_dropout: float = 0.1
     # "recurrent": the shared RecurrentEncoder over the frame features, then SequencePooling;
-    # "conv-lstm": a keras.layers.ConvLSTM2D over the CNN's feature maps instead.
+    # "conv-lstm": a keras.layers.ConvLSTM2D over the CNN's feature maps instead. A
+    # unidirectional encoder pooled by last/mean/max also exports the `stream` signature.
     temporal: Literal["recurrent", "conv-lstm"] = "recurrent"
     cell: Literal["gru", "lstm"] = "gru"
     units: int = 64

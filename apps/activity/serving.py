@@ -6,17 +6,22 @@ Video exports:
     gif              `gif_bytes` tf.string [batch]: animated GIFs, decoded in the graph
 Sensor exports:
     serving_default  `series` float32 [batch, time, channels] and `frame_mask` bool [batch, time]
+Unidirectional encoders pooled by last/mean/max (the default), video or sensor:
+    stream           the new `frames` (or `series` steps) and their `frame_mask`, as above,
+                     and `state` float32 [batch, stream_state_width(config.model)], zeros
+                     to start a clip; every frame sent is used (no sampling)
 Outputs: `label` tf.string [batch], `probabilities` float32 [batch, classes], and the best
-classes `top_labels` tf.string / `top_probabilities` float32 [batch, min(3, classes)].
+classes `top_labels` tf.string / `top_probabilities` float32 [batch, min(3, classes)]; `stream`
+also returns the new `state`, for the clip so far, to send with the next frames.
 
 In the graph, as training read its clips: the real frames are taken in order, `frames` of
 them sampled uniformly (the middle frame of each of `frames` equal segments; a shorter clip
 keeps all of its frames and is masked), resized (bilinear, antialiased) to the training size
 when they differ and, for a model trained on grayscale clips, converted from RGB to gray.
 A clip with no real frame (zero frames, or an all-false mask), a GIF that is not a GIF, a
-mask whose shape is not the frames' [batch, time], or a sensor series with another channel
-count or NaN stops the request with an InvalidArgument error that says so; an empty batch
-gives empty outputs.
+mask whose shape is not the frames' [batch, time], a sensor series with another channel
+count or NaN, or a `state` with another row count or NaN stops the request with an
+InvalidArgument error that says so; an empty batch gives empty outputs.
 """
 
 from __future__ import annotations
@@ -157,6 +162,15 @@ def stream_state_width(model: ModelConfig) -> int:
     return model.num_layers * layer_states + len(model.pooling) * model.units + 1
 
 
+def pooled_step(mode: str, value: tf.Tensor, outputs: tf.Tensor, first: tf.Tensor) -> tf.Tensor:
+    """A running pooled `value` with one more step's encoder `outputs` (`first`: none before)."""
+    if mode == "mean":
+        return value + outputs
+    if mode == "max":
+        return tf.where(first, outputs, tf.maximum(value, outputs))
+    return outputs
+
+
 def stream_update(
     model: keras.Model, features: tf.Tensor, frame_mask: tf.Tensor, state: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -185,10 +199,8 @@ def stream_update(
                 for new, old in zip(tf.nest.flatten(next_states), cell_states, strict=True)
             ]
         first = tf.equal(count, 0.0)
-        candidates = {"last": lambda value: inputs, "mean": lambda value: value + inputs}
-        candidates["max"] = lambda value: tf.where(first, inputs, tf.maximum(value, inputs))
         new_pooled = [
-            tf.where(valid, candidates[mode](value), value)
+            tf.where(valid, pooled_step(mode, value, inputs, first), value)
             for mode, value in zip(pooling.modes, pooled, strict=True)
         ]
         return new_states, new_pooled, count + tf.cast(valid, count.dtype)
@@ -236,7 +248,6 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
         logits = model.get_layer("classifier")(pooled)
         return {**answer(model.get_layer("probabilities")(logits)), "state": new_state}
 
-    functions = {}
     mask_spec = tf.TensorSpec([None, None], tf.bool, name="frame_mask")
     state_spec = tf.TensorSpec([None, stream_state_width(config.model)], tf.float32, name="state")
     if assets.kind == "sensor":
@@ -253,7 +264,8 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
             features = model.get_layer("channel_normalization")(inputs["series"])
             return stream(features, inputs["frame_mask"], state)
 
-        functions = {"serving_default": serve_series, "stream": stream_series}
+        functions = {"serving_default": serve_series}
+        stream_function = stream_series
     else:
         frames_spec = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
 
@@ -293,9 +305,10 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
             )
             return classify({"frames": frames, "frame_mask": frame_mask})
 
-        functions = {"serving_default": serve_frames, "gif": serve_gif, "stream": stream_frames}
-    if not streams(config.model, assets.kind):
-        del functions["stream"]
+        functions = {"serving_default": serve_frames, "gif": serve_gif}
+        stream_function = stream_frames
+    if streams(config.model, assets.kind):
+        functions["stream"] = stream_function
     return Endpoints(functions=functions)
 
 
