@@ -77,7 +77,7 @@ class ModelConfig:
     cell: Literal["gru", "lstm"] = "gru"
     units: int = 64
     num_layers: int = 1
-    bidirectional: bool = False
+    bidirectional: bool = True
     encoder_dropout: float = 0.0
     pooling: tuple[Literal["last", "mean", "max", "attention"], ...] = ("max", "mean")
     conv_lstm_filters: int = 32
@@ -145,7 +145,12 @@ def tiny() -> ActivityConfig:
         workers=1,
     )
     config.model = ModelConfig(
-        filters=(8, 16, 16), frame_features=32, frame_dropout=0.0, units=16, dropout=0.0
+        filters=(8, 16, 16),
+        frame_features=32,
+        frame_dropout=0.0,
+        units=16,
+        bidirectional=False,
+        dropout=0.0,
     )
     config.evaluation = EvaluationConfig(baseline_epochs=4)
     config.training = TrainingConfig(

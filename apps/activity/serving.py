@@ -6,7 +6,7 @@ Video exports:
     gif              `gif_bytes` tf.string [batch]: animated GIFs, decoded in the graph
 Sensor exports:
     serving_default  `series` float32 [batch, time, channels] and `frame_mask` bool [batch, time]
-Unidirectional encoders pooled by last/mean/max (the default), video or sensor:
+Unidirectional encoders pooled by last/mean/max (`model.bidirectional=false`), video or sensor:
     stream           the new `frames` (or `series` steps) and their `frame_mask`, as above,
                      and `state` float32 [batch, stream_state_width(config.model)], zeros
                      to start a clip; every frame sent is used (no sampling)

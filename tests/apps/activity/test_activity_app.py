@@ -288,7 +288,8 @@ def test_bad_stream_requests_are_invalid_argument_errors_and_the_next_is_answere
 
 
 def test_only_unidirectional_encoders_pooled_by_last_mean_or_max_stream():
-    model = APP.make_config("base").model
+    model = dataclasses.replace(APP.make_config("base").model, bidirectional=False)
+    assert not serving.streams(APP.make_config("base").model, "video")
     assert serving.streams(model, "video") and serving.streams(model, "sensor")
     cases = [
         {"bidirectional": True},
