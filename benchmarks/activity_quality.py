@@ -31,6 +31,7 @@ from report import replace_section
 from apps.activity.app import APP
 from apps.core import config as config_lib
 from apps.core import training
+from apps.core.app import EvaluationOutputs
 
 SECTION_BEGIN = "<!-- activity_quality:begin -->"
 SECTION_END = "<!-- activity_quality:end -->"
@@ -65,7 +66,7 @@ def run_seed(config, workdir: Path) -> dict:
     train_seconds = time.perf_counter() - started
     best_model = keras.saving.load_model(workdir / training.MODEL_FILE)
     started = time.perf_counter()
-    metrics = APP.evaluation.evaluate(best_model, config, datasets, workdir)
+    metrics = APP.evaluation.evaluate(best_model, config, datasets, EvaluationOutputs(workdir))
     evaluate_seconds = time.perf_counter() - started
     validation = validation_history(workdir)
     baseline = metrics["frame_averaging_baseline"]

@@ -9,17 +9,17 @@ moving-digits training clips, in one process:
   - `app`: the app's model (`build_model`) fed by the app's pipeline (`data.clip_dataset`:
     uint8 clips gathered by index in tf.data, prefetched), its frame CNN applied with the
     frames folded into the batch (`layers.frame_distributed.FrameDistributed`);
-  - `app, TimeDistributed`: the same with `keras.layers.TimeDistributed` (as before);
-  - `app, jit_compile`: the app's model compiled with XLA;
+  - `app, bidirectional GRU`: the same with the encoder bidirectional (the default before);
+  - `app, TimeDistributed`: the app's model with `keras.layers.TimeDistributed` instead;
   - `reference`: keras.io `video_classification` style: the same per-frame CNN (same layers
     and sizes) in `keras.layers.TimeDistributed`, two stacked GRU layers of the app's width
     (masked), dropout and softmax, trained with `model.fit` on float32 NumPy frames in [0, 1];
-    no caching, no XLA.
+    no caching, no XLA; timed first and last, its mean compared.
 - decoding throughput (clips/s): `--videos` MP4 files the benchmark writes with PyAV (moving
   digits clips of `--video-frames` frames at `--video-scale` x the clip size, in class
   folders), read by `pipelines.video.read_video_folder` as the app's folder reader calls it
-  (sampled to the clip's frames and size, one worker process per CPU), once decoding
-  everything (no cache), once from the decoded-clip cache; against what the app's training
+  (sampled to the clip's frames and size), decoding everything (no cache) in one thread and
+  in one thread per CPU, then from the decoded-clip cache; against what the app's training
   step consumes.
 - serving latency: the app's export (`apps.core.export.export`) loaded by a new interpreter
   that imports only tensorflow and tensorflow_text; `serving_default` on uint8 frames at
@@ -31,6 +31,7 @@ moving-digits training clips, in one process:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -117,60 +118,61 @@ def reference_model(config, assets) -> keras.Model:
     return reference
 
 
-def app_model(config, assets, time_distributed: bool, jit_compile: bool) -> keras.Model:
+def app_model(config, assets, time_distributed: bool) -> keras.Model:
     if time_distributed:
         model_lib.FrameDistributed = keras.layers.TimeDistributed
     try:
-        model = training.build_model(APP, config, assets)
+        return training.build_model(APP, config, assets)
     finally:
         model_lib.FrameDistributed = FRAME_DISTRIBUTED
-    if jit_compile:
-        model.compile(
-            optimizer=training.optimizer(config.training),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            jit_compile=True,
-        )
-    return model
 
 
 FRAME_DISTRIBUTED = model_lib.FrameDistributed
 
 
+def bidirectional(config):
+    changed = copy.deepcopy(config)
+    changed.model.bidirectional = True
+    return changed
+
+
 def training_throughput(config, clips, assets, warmup: int, steps: int) -> tuple[dict, keras.Model]:
+    """Clips/s of each variant; the reference runs first and last (its mean is the one
+    compared), so that the machine's drift during the run shows."""
     batch_size = config.training.batch_size
     count = (warmup + steps) * batch_size
     subset = data_lib.take(clips, np.arange(count))
     dataset = data_lib.clip_dataset(subset, "video", batch_size, shuffle_seed=0)
-    results, parameters = {}, {}
-    app = None
-    for name, time_distributed, jit_compile in (
-        ("app", False, False),
-        ("app, TimeDistributed", True, False),
-        ("app, jit_compile", False, True),
-    ):
-        keras.utils.set_random_seed(0)
-        model = app_model(config, assets, time_distributed, jit_compile)
-        timer = StepTimes()
-        model.fit(dataset, epochs=1, callbacks=[timer], verbose=0)
-        results[name] = clips_per_second(timer.times, warmup, batch_size)
-        parameters[name] = model.count_params()
-        print(f"{name}: {results[name]:.1f} clips/s", flush=True)
-        if name == "app":
-            app = model
-    keras.utils.set_random_seed(0)
-    reference = reference_model(config, assets)
     frames = subset.frames.astype(np.float32) / 255.0
     mask = data_lib.frame_mask(subset)
-    timer = StepTimes()
-    reference.fit(
-        [frames, mask], subset.labels, batch_size=batch_size, epochs=1, shuffle=True,
-        callbacks=[timer], verbose=0,
-    )  # fmt: skip
-    results["reference"] = clips_per_second(timer.times, warmup, batch_size)
-    parameters["reference"] = reference.count_params()
-    print(f"reference: {results['reference']:.1f} clips/s", flush=True)
-    return {"clips_per_second": results, "parameters": parameters}, app
+    runs, parameters = {}, {}
+    app = None
+    variants = (
+        ("reference", None),
+        ("app", lambda: app_model(config, assets, False)),
+        ("app, bidirectional GRU", lambda: app_model(bidirectional(config), assets, False)),
+        ("app, TimeDistributed", lambda: app_model(config, assets, True)),
+        ("reference", None),
+    )
+    for name, build in variants:
+        keras.utils.set_random_seed(0)
+        timer = StepTimes()
+        if build is None:
+            model = reference_model(config, assets)
+            model.fit(
+                [frames, mask], subset.labels, batch_size=batch_size, epochs=1, shuffle=True,
+                callbacks=[timer], verbose=0,
+            )  # fmt: skip
+        else:
+            model = build()
+            model.fit(dataset, epochs=1, callbacks=[timer], verbose=0)
+        runs.setdefault(name, []).append(clips_per_second(timer.times, warmup, batch_size))
+        parameters[name] = model.count_params()
+        print(f"{name}: {runs[name][-1]:.1f} clips/s", flush=True)
+        if name == "app":
+            app = model
+    results = {name: float(np.mean(values)) for name, values in runs.items()}
+    return {"clips_per_second": results, "runs": runs, "parameters": parameters}, app
 
 
 def write_videos(folder: Path, clips, count: int, frames: int, scale: int) -> None:
@@ -191,11 +193,11 @@ def decoding_throughput(config, clips, arguments, scratch: Path) -> dict:
     write_videos(folder, clips, arguments.videos, arguments.video_frames, arguments.video_scale)
     data = config.data
 
-    def read(use_cache: bool) -> float:
+    def read(use_cache: bool, workers: int | None) -> float:
         started = time.perf_counter()
         read_clips = read_video_folder(
             folder, frames=data.frames, height=data.height, width=data.width,
-            workers=data.workers or None, cache=use_cache, cache_folder=cache,
+            workers=workers, cache=use_cache, cache_folder=cache,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         if len(read_clips) != arguments.videos or read_clips.frames.shape[1:4] != (
@@ -206,11 +208,13 @@ def decoding_throughput(config, clips, arguments, scratch: Path) -> dict:
             raise RuntimeError(f"read {read_clips.frames.shape}, expected {arguments.videos}")
         return arguments.videos / seconds
 
-    decoded = read(False)
-    read(True)  # fills the cache
-    cached = read(True)
+    one_thread = read(False, 1)
+    decoded = read(False, data.workers or None)
+    read(True, None)  # fills the cache
+    cached = read(True, None)
     return {
         "decode_clips_per_second": decoded,
+        "one_thread_clips_per_second": one_thread,
         "cached_clips_per_second": cached,
         "videos": arguments.videos,
         "video_frames": arguments.video_frames,
@@ -252,8 +256,9 @@ def markdown(results: dict) -> str:
         "",
         f"Decoding {decoding['videos']} MP4 files of {decoding['video_frames']} frames at "
         f"{decoding['video_size'][0]} x {decoding['video_size'][1]} (PyAV, sampled and resized "
-        f"to the clip, workers: {decoding['workers']}): "
-        f"**{decoding['decode_clips_per_second']:.1f} clips/s** decoding, "
+        f"to the clip, threads: {decoding['workers']}): "
+        f"**{decoding['decode_clips_per_second']:.1f} clips/s** decoding "
+        f"({decoding['one_thread_clips_per_second']:.1f} in one thread), "
         f"{decoding['cached_clips_per_second']:.0f} clips/s from the clip cache; "
         f"{decoding['decode_clips_per_second'] / speed['app']:.1f}x what the app's training "
         f"step consumes ({speed['app']:.1f} clips/s).",

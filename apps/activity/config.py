@@ -37,7 +37,7 @@ class DataConfig(core_config.DataConfig):
     # evaluation and serving take them) or "segments" (one random frame of each segment, TSN;
     # drawn once per run from training.seed). Folders only.
     sampling: Literal["uniform", "segments"] = "uniform"
-    # Decoding processes (0: one per CPU) and whether decoded clips are cached.
+    # Decoding threads (0: one per CPU) and whether decoded clips are cached.
     workers: int = 0
     cache: bool = True
     # Sensor clips: the channel columns (empty: every column), and the long table's clip-id
@@ -71,7 +71,8 @@ class ModelConfig:
     frame_features: int = 128
     frame_dropout: float = 0.1
     # "recurrent": the shared RecurrentEncoder over the frame features, then SequencePooling;
-    # "conv-lstm": a keras.layers.ConvLSTM2D over the CNN's feature maps instead.
+    # "conv-lstm": a keras.layers.ConvLSTM2D over the CNN's feature maps instead. A
+    # unidirectional encoder pooled by last/mean/max also exports the `stream` signature.
     temporal: Literal["recurrent", "conv-lstm"] = "recurrent"
     cell: Literal["gru", "lstm"] = "gru"
     units: int = 64
@@ -103,8 +104,9 @@ class ActivityConfig:
 def base() -> ActivityConfig:
     """The quality benchmark: moving-digits, 16 frames of 64 x 64, all 8 actions."""
     config = ActivityConfig()
+    config.evaluation = EvaluationConfig(baseline_epochs=2)
     config.training = TrainingConfig(
-        epochs=20,
+        epochs=6,
         batch_size=32,
         learning_rate=2e-3,
         weight_decay=1e-4,
@@ -143,7 +145,12 @@ def tiny() -> ActivityConfig:
         workers=1,
     )
     config.model = ModelConfig(
-        filters=(8, 16, 16), frame_features=32, frame_dropout=0.0, units=16, dropout=0.0
+        filters=(8, 16, 16),
+        frame_features=32,
+        frame_dropout=0.0,
+        units=16,
+        bidirectional=False,
+        dropout=0.0,
     )
     config.evaluation = EvaluationConfig(baseline_epochs=4)
     config.training = TrainingConfig(

@@ -6,17 +6,22 @@ Video exports:
     gif              `gif_bytes` tf.string [batch]: animated GIFs, decoded in the graph
 Sensor exports:
     serving_default  `series` float32 [batch, time, channels] and `frame_mask` bool [batch, time]
+Unidirectional encoders pooled by last/mean/max (`model.bidirectional=false`), video or sensor:
+    stream           the new `frames` (or `series` steps) and their `frame_mask`, as above,
+                     and `state` float32 [batch, stream_state_width(config.model)], zeros
+                     to start a clip; every frame sent is used (no sampling)
 Outputs: `label` tf.string [batch], `probabilities` float32 [batch, classes], and the best
-classes `top_labels` tf.string / `top_probabilities` float32 [batch, min(3, classes)].
+classes `top_labels` tf.string / `top_probabilities` float32 [batch, min(3, classes)]; `stream`
+also returns the new `state`, for the clip so far, to send with the next frames.
 
 In the graph, as training read its clips: the real frames are taken in order, `frames` of
 them sampled uniformly (the middle frame of each of `frames` equal segments; a shorter clip
 keeps all of its frames and is masked), resized (bilinear, antialiased) to the training size
 when they differ and, for a model trained on grayscale clips, converted from RGB to gray.
 A clip with no real frame (zero frames, or an all-false mask), a GIF that is not a GIF, a
-mask whose shape is not the frames' [batch, time], or a sensor series with another channel
-count or NaN stops the request with an InvalidArgument error that says so; an empty batch
-gives empty outputs.
+mask whose shape is not the frames' [batch, time], a sensor series with another channel
+count or NaN, or a `state` with another row count or NaN stops the request with an
+InvalidArgument error that says so; an empty batch gives empty outputs.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from apps.activity import data
-from apps.activity.config import ActivityConfig
+from apps.activity.config import ActivityConfig, ModelConfig
 from apps.activity.data import ClipAssets
+from apps.activity.model import SMALL_CNN
 from apps.core.app import Batching, Endpoints, Request
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     from apps.core.app import App
 
 TOP_CLASSES = 3
+STREAM_POOLING = ("last", "mean", "max")
 NO_FRAMES = (
     "every clip needs at least one real frame: a clip has zero frames or an all-false frame_mask"
 )
@@ -70,10 +77,9 @@ def real_frames_first(mask: tf.Tensor) -> tf.Tensor:
     return tf.argsort(tf.cast(tf.logical_not(mask), tf.int32), axis=1, stable=True)
 
 
-def prepare_frames(
-    frames: tf.Tensor, frame_mask: tf.Tensor, assets: ClipAssets
-) -> dict[str, tf.Tensor]:
-    """Raw RGB uint8 frames and their mask -> the model's `frames` and `frame_mask`."""
+def check_frames(frames: tf.Tensor, frame_mask: tf.Tensor) -> tf.Tensor:
+    """The clips' real frame counts (batch,), after checking the mask's shape and that every
+    clip has a real frame (InvalidArgument otherwise)."""
     shape_check = tf.debugging.assert_equal(
         tf.shape(frame_mask),
         tf.shape(frames)[:2],
@@ -83,11 +89,14 @@ def prepare_frames(
     with tf.control_dependencies([shape_check]):
         length_check = tf.debugging.assert_positive(lengths, message=NO_FRAMES)
     with tf.control_dependencies([length_check]):
-        positions, valid = sample_positions(lengths, assets.frames)
-        order = real_frames_first(frame_mask)
-        clips = tf.gather(frames, tf.gather(order, positions, batch_dims=1), batch_dims=1)
-    batch = tf.shape(clips)[0]
-    # (batch * frames, height, width, 3)
+        return tf.identity(lengths)
+
+
+def convert_frames(clips: tf.Tensor, assets: ClipAssets) -> tf.Tensor:
+    """RGB uint8 clips (batch, time, any height, any width, 3) -> uint8 (batch, time, height,
+    width, channels) at the training size and channels."""
+    batch, time = tf.shape(clips)[0], clips.shape[1] or tf.shape(clips)[1]
+    # (batch * time, height, width, 3)
     images = tf.reshape(clips, tf.concat([[-1], tf.shape(clips)[2:]], axis=0))
     size = tf.constant([assets.height, assets.width])
     images = tf.cond(
@@ -98,8 +107,19 @@ def prepare_frames(
     if assets.channels == 1:
         images = tf.image.rgb_to_grayscale(images)
     images = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
-    shape = [batch, assets.frames, assets.height, assets.width, assets.channels]
-    images = tf.reshape(images, shape)  # (batch, frames, height, width, channels)
+    shape = [batch, time, assets.height, assets.width, assets.channels]
+    return tf.reshape(images, shape)  # (batch, time, height, width, channels)
+
+
+def prepare_frames(
+    frames: tf.Tensor, frame_mask: tf.Tensor, assets: ClipAssets
+) -> dict[str, tf.Tensor]:
+    """Raw RGB uint8 frames and their mask -> the model's `frames` and `frame_mask`."""
+    lengths = check_frames(frames, frame_mask)
+    positions, valid = sample_positions(lengths, assets.frames)
+    order = real_frames_first(frame_mask)
+    clips = tf.gather(frames, tf.gather(order, positions, batch_dims=1), batch_dims=1)
+    images = convert_frames(clips, assets)
     images = tf.where(valid[:, :, None, None, None], images, tf.zeros_like(images))
     return {"frames": images, "frame_mask": valid}
 
@@ -131,12 +151,91 @@ def prepare_series(series: tf.Tensor, frame_mask: tf.Tensor, assets: ClipAssets)
     return {"series": series, "frame_mask": mask}
 
 
+def streams(model: ModelConfig, kind: str) -> bool:
+    """Whether the export has the `stream` signature: a unidirectional recurrent encoder over
+    per-frame features (the small CNN's, or sensor steps), pooled by last, mean or max."""
+    per_frame = kind == "sensor" or (model.backbone == SMALL_CNN and model.temporal == "recurrent")
+    return per_frame and not model.bidirectional and set(model.pooling) <= set(STREAM_POOLING)
+
+
+def stream_state_width(model: ModelConfig) -> int:
+    """The `state` width of the `stream` signature: every recurrent layer's states (GRU `h`,
+    LSTM `h` and `c`), one running value per pooling mode (the last output, the running sum
+    for mean, the running max), then the count of frames seen."""
+    layer_states = model.units * (2 if model.cell == "lstm" else 1)
+    return model.num_layers * layer_states + len(model.pooling) * model.units + 1
+
+
+def pooled_step(mode: str, value: tf.Tensor, outputs: tf.Tensor, first: tf.Tensor) -> tf.Tensor:
+    """A running pooled `value` with one more step's encoder `outputs` (`first`: none before)."""
+    if mode == "mean":
+        return value + outputs
+    if mode == "max":
+        return tf.where(first, outputs, tf.maximum(value, outputs))
+    return outputs
+
+
+def stream_update(
+    model: keras.Model, features: tf.Tensor, frame_mask: tf.Tensor, state: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The model's encoder and pooling carried over new frame features (batch, time,
+    features) from `state` (see `stream_state_width`): (pooled (batch, pooled features), the
+    new state). Masked frames change nothing."""
+    encoder, pooling = model.get_layer("encoder"), model.get_layer("pooling")
+    cells = [layer.cell for layer in encoder.recurrent_layers]
+    layer_states = encoder.num_layers * encoder.num_states
+    sizes = [encoder.units] * (layer_states + len(pooling.modes)) + [1]
+    parts = tf.split(tf.cast(state, features.dtype), sizes, axis=1)
+    carry = (parts[:layer_states], parts[layer_states:-1], parts[-1])
+
+    def step(carry, frame):
+        states, pooled, count = carry
+        inputs, valid = frame
+        new_states = []
+        for index, cell in enumerate(cells):
+            cell_states = states[index * encoder.num_states : (index + 1) * encoder.num_states]
+            outputs, next_states = cell(inputs, cell_states, training=False)
+            if encoder.residual_flags[index]:
+                outputs = outputs + inputs
+            inputs = outputs
+            new_states += [
+                tf.where(valid, new, old)
+                for new, old in zip(tf.nest.flatten(next_states), cell_states, strict=True)
+            ]
+        first = tf.equal(count, 0.0)
+        new_pooled = [
+            tf.where(valid, pooled_step(mode, value, inputs, first), value)
+            for mode, value in zip(pooling.modes, pooled, strict=True)
+        ]
+        return new_states, new_pooled, count + tf.cast(valid, count.dtype)
+
+    frames = (
+        tf.transpose(features, [1, 0, 2]),  # (time, batch, features)
+        tf.transpose(frame_mask)[:, :, None],  # (time, batch, 1)
+    )
+    states, pooled, count = tf.foldl(step, frames, initializer=carry)
+    vectors = [
+        value / tf.maximum(count, 1.0) if mode == "mean" else value
+        for mode, value in zip(pooling.modes, pooled, strict=True)
+    ]
+    new_state = tf.concat([*states, *pooled, count], axis=1)
+    return tf.concat(vectors, axis=1), tf.cast(new_state, tf.float32)
+
+
+def check_state(state: tf.Tensor, inputs: tf.Tensor) -> list[tf.Tensor]:
+    return [
+        tf.debugging.assert_equal(
+            tf.shape(state)[0], tf.shape(inputs)[0], message="state must have one row per clip"
+        ),
+        tf.debugging.assert_all_finite(state, "state holds NaN or infinity"),
+    ]
+
+
 def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) -> Endpoints:
     label_names = tf.constant(assets.label_names)
     top = min(TOP_CLASSES, len(assets.label_names))
 
-    def answer(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        probabilities = model(inputs, training=False)
+    def answer(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         top_probabilities, top_ids = tf.math.top_k(probabilities, k=top)
         return {
             "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
@@ -145,62 +244,94 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
             "top_probabilities": top_probabilities,
         }
 
+    def classify(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return answer(model(inputs, training=False))
+
+    def stream(features: tf.Tensor, frame_mask: tf.Tensor, state: tf.Tensor):
+        pooled, new_state = stream_update(model, features, frame_mask, state)
+        logits = model.get_layer("classifier")(pooled)
+        return {**answer(model.get_layer("probabilities")(logits)), "state": new_state}
+
     mask_spec = tf.TensorSpec([None, None], tf.bool, name="frame_mask")
+    state_spec = tf.TensorSpec([None, stream_state_width(config.model)], tf.float32, name="state")
     if assets.kind == "sensor":
         series_spec = tf.TensorSpec([None, None, assets.channels], tf.float32, name="series")
 
         @tf.function(input_signature=[series_spec, mask_spec])
         def serve_series(series, frame_mask):
-            return answer(prepare_series(series, frame_mask, assets))
+            return classify(prepare_series(series, frame_mask, assets))
 
-        return Endpoints(functions={"serving_default": serve_series})
+        @tf.function(input_signature=[series_spec, mask_spec, state_spec])
+        def stream_series(series, frame_mask, state):
+            with tf.control_dependencies(check_state(state, series)):
+                inputs = prepare_series(series, frame_mask, assets)
+            features = model.get_layer("channel_normalization")(inputs["series"])
+            return stream(features, inputs["frame_mask"], state)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames"),
-            mask_spec,
-        ]
-    )
-    def serve_frames(frames, frame_mask):
-        return answer(prepare_frames(frames, frame_mask, assets))
+        functions = {"serving_default": serve_series}
+        stream_function = stream_series
+    else:
+        frames_spec = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
 
-    def decode_gif(gif_bytes):
-        magic = tf.strings.substr(gif_bytes, 0, 6)
-        is_gif = tf.logical_or(tf.equal(magic, "GIF87a"), tf.equal(magic, "GIF89a"))
-        with tf.control_dependencies([tf.debugging.Assert(is_gif, [NOT_A_GIF])]):
-            video = tf.io.decode_gif(gif_bytes)  # (time, height, width, 3)
-        mask = tf.ones(tf.shape(video)[:1], tf.bool)
-        clip = prepare_frames(video[None], mask[None], assets)
-        return clip["frames"][0], clip["frame_mask"][0]
+        @tf.function(input_signature=[frames_spec, mask_spec])
+        def serve_frames(frames, frame_mask):
+            return classify(prepare_frames(frames, frame_mask, assets))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="gif_bytes")])
-    def serve_gif(gif_bytes):
-        frames, frame_mask = tf.map_fn(
-            decode_gif,
-            gif_bytes,
-            fn_output_signature=(
-                tf.TensorSpec(
-                    (assets.frames, assets.height, assets.width, assets.channels), tf.uint8
+        @tf.function(input_signature=[frames_spec, mask_spec, state_spec])
+        def stream_frames(frames, frame_mask, state):
+            checks = [check_frames(frames, frame_mask), *check_state(state, frames)]
+            with tf.control_dependencies(checks):
+                images = convert_frames(frames, assets)
+            scaled = model.get_layer("scale")(images)
+            features = model.get_layer("frame_cnn")(scaled, training=False)
+            return stream(features, frame_mask, state)
+
+        def decode_gif(gif_bytes):
+            magic = tf.strings.substr(gif_bytes, 0, 6)
+            is_gif = tf.logical_or(tf.equal(magic, "GIF87a"), tf.equal(magic, "GIF89a"))
+            with tf.control_dependencies([tf.debugging.Assert(is_gif, [NOT_A_GIF])]):
+                video = tf.io.decode_gif(gif_bytes)  # (time, height, width, 3)
+            mask = tf.ones(tf.shape(video)[:1], tf.bool)
+            clip = prepare_frames(video[None], mask[None], assets)
+            return clip["frames"][0], clip["frame_mask"][0]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="gif_bytes")])
+        def serve_gif(gif_bytes):
+            frames, frame_mask = tf.map_fn(
+                decode_gif,
+                gif_bytes,
+                fn_output_signature=(
+                    tf.TensorSpec(
+                        (assets.frames, assets.height, assets.width, assets.channels), tf.uint8
+                    ),
+                    tf.TensorSpec((assets.frames,), tf.bool),
                 ),
-                tf.TensorSpec((assets.frames,), tf.bool),
-            ),
-        )
-        return answer({"frames": frames, "frame_mask": frame_mask})
+            )
+            return classify({"frames": frames, "frame_mask": frame_mask})
 
-    return Endpoints(functions={"serving_default": serve_frames, "gif": serve_gif})
+        functions = {"serving_default": serve_frames, "gif": serve_gif}
+        stream_function = stream_frames
+    if streams(config.model, assets.kind):
+        functions["stream"] = stream_function
+    return Endpoints(functions=functions)
 
 
 def example_request(config: ActivityConfig) -> dict[str, np.ndarray]:
     """Three real clips (the training clips of sensor data; otherwise moving-digits test clips
-    of the configured size, also as GIF bytes for the `gif` signature)."""
-    if data.source_kind(config.data) == "sensor":
+    of the configured size, also as GIF bytes for the `gif` signature), and the `stream`
+    signature's start state (zeros) for them."""
+    kind = data.source_kind(config.data)
+    state = {"state": np.zeros((3, stream_state_width(config.model)), np.float32)}
+    if not streams(config.model, kind):
+        state = {}
+    if kind == "sensor":
         clips = read_sensor_clips(
             config.data.source,
             channel_columns=config.data.channel_columns or None,
             clip_column=config.data.clip_column,
             label_column=config.data.label_column,
         )
-        return {"series": clips.frames[:3], "frame_mask": data.frame_mask(clips)[:3]}
+        return {"series": clips.frames[:3], "frame_mask": data.frame_mask(clips)[:3], **state}
     from pipelines.sources.moving_digits import load_moving_digits
 
     clips = load_moving_digits(3, "test", seed=0, settings=data.clip_settings(config.data))
@@ -212,6 +343,7 @@ def example_request(config: ActivityConfig) -> dict[str, np.ndarray]:
             [encode_gif(clip[:length]) for clip, length in zip(frames, clips.lengths, strict=True)],
             dtype=object,
         ),
+        **state,
     }
 
 

@@ -81,6 +81,9 @@ def test_read_video_keeps_the_sampled_frames(tmp_path):
     indices = segment_frame_indices(8, 4, np.random.default_rng(3))
     np.testing.assert_array_equal(seeded, decoded[indices])
     assert len(read_video(path, frames=12)) == 8
+    # Only the kept frames are converted and resized, to the same pixels.
+    resized = decode_video(path, height=16, width=24)
+    np.testing.assert_array_equal(read_video(path, 4, 16, 24), resized[[1, 3, 5, 7]])
 
 
 def test_a_corrupt_file_is_reported_by_name(tmp_path):
@@ -147,7 +150,7 @@ def test_second_read_comes_from_the_cache_until_a_file_changes(tmp_path, monkeyp
     assert sorted(calls) == ["a.mp4", "broken.mkv"]
 
 
-def test_worker_processes_give_the_same_clips(tmp_path):
+def test_worker_threads_give_the_same_clips(tmp_path):
     folder = make_folder(tmp_path / "videos")
     settings = dict(frames=4, height=16, width=16, seed=7, cache=False)
     in_process = read_video_folder(folder, workers=1, **settings)

@@ -8,6 +8,9 @@ import base64
 import dataclasses
 import io
 import json
+import subprocess
+import sys
+import textwrap
 
 import av
 import keras
@@ -171,6 +174,137 @@ def test_fresh_process_answers_a_rest_gif_request(trained, expected, fresh_proce
     )
 
 
+# Runs in a new interpreter that imports only tensorflow and tensorflow_text: the clips read
+# from stdin go through `serving_default` whole, then through `stream` one frame per request
+# from the zero state (columnar REST inputs, the state fed back as a client holds it).
+STREAM_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    signatures = tf.saved_model.load(sys.argv[1]).signatures
+    frames = np.array(json.loads(sys.stdin.read()), np.uint8)
+    mask = np.ones(frames.shape[:2], bool)
+    whole = signatures["serving_default"](frames=tf.constant(frames), frame_mask=tf.constant(mask))
+    stream = signatures["stream"]
+    specs = stream.structured_input_signature[1]
+    body = {"inputs": {"state": np.zeros((len(frames), specs["state"].shape[1])).tolist()}}
+    for time in range(frames.shape[1]):
+        body["inputs"]["frames"] = frames[:, time : time + 1].tolist()
+        body["inputs"]["frame_mask"] = mask[:, :1].tolist()
+        outputs = stream(**{
+            name: tf.constant(value, specs[name].dtype) for name, value in body["inputs"].items()
+        })
+        body["inputs"]["state"] = outputs["state"].numpy().tolist()
+    project = ("apps", "layers", "pipelines")
+    print(json.dumps({
+        "whole": whole["probabilities"].numpy().tolist(),
+        "streamed": outputs["probabilities"].numpy().tolist(),
+        "labels": [label.decode() for label in outputs["label"].numpy()],
+        "state": [outputs["state"].dtype.name, outputs["state"].shape.as_list()],
+        "inputs": sorted(stream.structured_input_signature[1]),
+        "outputs": sorted(stream.structured_outputs),
+        "project_modules_loaded": sorted(
+            name for name in sys.modules if name.split(".")[0] in project
+        ),
+    }))
+    """
+)
+
+
+def test_fresh_process_streams_a_clip_frame_by_frame_to_the_whole_clips_answer(trained, expected):
+    frames, labels, probabilities = expected
+    completed = subprocess.run(
+        [sys.executable, "-c", STREAM_CLIENT, str(trained["version"])],
+        input=json.dumps(frames.tolist()), capture_output=True, text=True, timeout=300, cwd="/",
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert answer["project_modules_loaded"] == []
+    assert answer["inputs"] == ["frame_mask", "frames", "state"]
+    assert answer["outputs"] == [
+        "label", "probabilities", "state", "top_labels", "top_probabilities"
+    ]  # fmt: skip
+    width = serving.stream_state_width(APP.make_config("tiny").model)
+    assert answer["state"] == ["float32", [3, width]]
+    np.testing.assert_allclose(answer["streamed"], answer["whole"], atol=1e-5)
+    np.testing.assert_allclose(answer["streamed"], probabilities, atol=1e-5)
+    assert answer["labels"] == NAMES[labels].tolist()
+
+
+def test_a_stream_takes_chunks_of_frames_and_padding_changes_nothing(exported, expected):
+    frames, _, probabilities = expected
+    stream = exported.signatures["stream"]
+    width = stream.structured_input_signature[1]["state"].shape[1]
+    padding = np.zeros((3, 2, 20, 20, 3), np.uint8)
+    state = tf.zeros((3, width))
+    # Three frames, then the last five resized from 40 x 40 with two padding frames first.
+    first = stream(
+        frames=tf.constant(frames[:, :3]), frame_mask=tf.ones((3, 3), tf.bool), state=state
+    )
+    rest = tf.image.resize(frames[:, 3:].reshape(-1, 32, 32, 3), (40, 40))
+    rest = tf.cast(tf.round(rest), tf.uint8).numpy().reshape(3, 5, 40, 40, 3)
+    padded = np.concatenate([np.zeros((3, 2, 40, 40, 3), np.uint8), rest], axis=1)
+    mask = np.array([[False] * 2 + [True] * 5] * 3)
+    second = stream(frames=tf.constant(padded), frame_mask=tf.constant(mask), state=first["state"])
+    assert (
+        np.argmax(second["probabilities"], axis=1).tolist()
+        == np.argmax(probabilities, axis=1).tolist()
+    )
+    unchanged = stream(
+        frames=tf.constant(padding), frame_mask=tf.constant([[True, False]] * 3),
+        state=first["state"],
+    )  # fmt: skip
+    single = stream(
+        frames=tf.constant(padding[:, :1]), frame_mask=tf.ones((3, 1), tf.bool),
+        state=first["state"],
+    )  # fmt: skip
+    np.testing.assert_allclose(unchanged["state"], single["state"], atol=1e-6)
+    assert not np.allclose(single["state"], first["state"])
+    # The frame count is the state's last column.
+    assert second["state"].numpy()[:, -1].tolist() == [8.0] * 3
+
+
+def test_bad_stream_requests_are_invalid_argument_errors_and_the_next_is_answered(exported):
+    stream = exported.signatures["stream"]
+    width = stream.structured_input_signature[1]["state"].shape[1]
+    frames, mask, _ = held_out_clips(2)
+    state = np.zeros((2, width), np.float32)
+    cases = [
+        ({"frame_mask": np.zeros_like(mask)}, "at least one real frame"),
+        ({"state": state[:1]}, "state must have one row per clip"),
+        ({"state": np.full_like(state, np.nan)}, "state holds NaN"),
+        ({"frame_mask": mask[:, :3]}, "frame_mask must have the"),
+    ]
+    good = {"frames": frames, "frame_mask": mask, "state": state}
+    for change, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            stream(**{name: tf.constant(value) for name, value in {**good, **change}.items()})
+        answer = stream(**{name: tf.constant(value) for name, value in good.items()})
+        assert answer["state"].shape == (2, width)
+
+
+def test_only_unidirectional_encoders_pooled_by_last_mean_or_max_stream():
+    model = dataclasses.replace(APP.make_config("base").model, bidirectional=False)
+    assert not serving.streams(APP.make_config("base").model, "video")
+    assert serving.streams(model, "video") and serving.streams(model, "sensor")
+    cases = [
+        {"bidirectional": True},
+        {"pooling": ("attention",)},
+        {"temporal": "conv-lstm"},
+        {"backbone": "MobileNetV3Small"},
+    ]
+    for change in cases:
+        changed = dataclasses.replace(model, **change)
+        assert not serving.streams(changed, "video"), change
+    assert serving.streams(dataclasses.replace(model, temporal="conv-lstm"), "sensor")
+    lstm = dataclasses.replace(model, cell="lstm", num_layers=2, units=8, pooling=("max", "last"))
+    assert serving.stream_state_width(lstm) == 2 * 2 * 8 + 2 * 8 + 1
+
+
 def test_frames_of_another_size_are_resized(exported):
     settings = dataclasses.replace(TINY_CLIPS, height=48, width=48)
     frames, mask, labels = held_out_clips(8, seed=8, settings=settings)
@@ -294,12 +428,22 @@ def test_sensor_clips_train_normalize_in_the_graph_and_export_series(tmp_path, c
         np.ravel(model.get_layer("channel_normalization").mean), assets["mean"], rtol=1e-6
     )
 
-    serve = tf.saved_model.load(str(export_root / "activity" / "1")).signatures["serving_default"]
+    signatures = tf.saved_model.load(str(export_root / "activity" / "1")).signatures
+    serve, stream = signatures["serving_default"], signatures["stream"]
     assert set(serve.structured_input_signature[1]) == {"series", "frame_mask"}
     rise = np.stack([np.linspace(95, 105, 9), np.zeros(9), np.full(9, 5.0)], axis=1)
     series = np.stack([rise, rise[::-1]]).astype(np.float32)
     answer = serve(series=tf.constant(series), frame_mask=tf.ones((2, 9), tf.bool))
     assert answer["label"].numpy().tolist() == [b"rise", b"fall"]
+    state = tf.zeros((2, stream.structured_input_signature[1]["state"].shape[1]))
+    for step in range(9):
+        streamed = stream(
+            series=tf.constant(series[:, step : step + 1]),
+            frame_mask=tf.ones((2, 1), tf.bool),
+            state=state,
+        )
+        state = streamed["state"]
+    np.testing.assert_allclose(streamed["probabilities"], answer["probabilities"], atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="series must have 3 channels"):
         serve(series=tf.zeros((1, 4, 2)), frame_mask=tf.ones((1, 4), tf.bool))
 
@@ -455,4 +599,14 @@ def test_malformed_requests_are_refused_cleanly_in_one_process(
     outcomes = result["outcomes"]
     assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
     assert outcomes["frames: 8x longer"] == "InvalidArgument", result  # the mask does not match
+    assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_malformed_stream_requests_are_refused_cleanly_in_one_process(
+    trained, bad_requests_in_fresh_process
+):
+    result = bad_requests_in_fresh_process(trained["version"], "stream")
+    outcomes = result["outcomes"]
+    assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
+    assert outcomes["frames: 8x longer"] == "InvalidArgument", result
     assert set(result["good_rows"].values()) == {3}, result
