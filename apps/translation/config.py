@@ -16,7 +16,7 @@ class DataConfig(core_config.DataConfig):
     # Anki/Tatoeba .txt file. Pairs are deduplicated by source sentence before the split.
     source: str = "ding-de-en"
     # Columns of a user file: header names for .tsv/.csv (default "source"/"target"),
-    # 0-based indices for .txt (default "0"/"1").
+    # 0-based indices for .txt (default "0"/"1") and for a .tsv/.csv without a header row.
     source_column: str = ""
     target_column: str = ""
     # Translate the other way (e.g. English -> German on ding-de-en).
