@@ -113,5 +113,5 @@ def test_translation_metrics_match_sacrebleu_by_hand():
     assert scores["bleu_cased"] < 100.0 and scores["length_ratio"] == 1.0
     short = translation_metrics(["one two three four"], ["one two"])
     assert short["length_ratio"] == 0.5
-    # BLEU-4 of a 2-token hypothesis has no 3- and 4-grams: sacreBLEU gives 0 without smoothing
+    # a 2-token hypothesis has no 3- and 4-grams, so its BLEU-4 is 0
     assert short["bleu"] == 0.0
