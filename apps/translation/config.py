@@ -112,7 +112,7 @@ def small() -> TranslationConfig:
 
     Training runs at a constant learning rate, so these are `base`'s first 5 epochs: BLEU 6.1
     greedy in the benchmark's run (benchmarks/RESULTS-translation.md), ahead of the
-    nearest-neighbour baseline's 4.75 on the same test pairs. The former word-level `small`
+    nearest-neighbour (now: retrieval) baseline's 4.75 on the same test pairs. The former word-level `small`
     answered unseen words with `[UNK]`.
     """
     config = base()
