@@ -115,3 +115,16 @@ def test_translation_metrics_match_sacrebleu_by_hand():
     assert short["length_ratio"] == 0.5
     # a 2-token hypothesis has no 3- and 4-grams, so its BLEU-4 is 0
     assert short["bleu"] == 0.0
+
+
+def test_validation_bleu_tells_early_outputs_apart_where_unsmoothed_bleu_is_zero():
+    from apps.core.metrics import corpus_bleu
+
+    references = [["we are mostly out on sundays ."], ["she learned the speech by heart ."]]
+    worse = ["we are the the", "the the speech"]
+    better = ["we are out on the", "she the speech by the"]
+    assert corpus_bleu(references, worse) == corpus_bleu(references, better) == 0.0
+    assert evaluation.sacrebleu_bleu(references, worse) > 0.0
+    assert evaluation.sacrebleu_bleu(references, worse) < evaluation.sacrebleu_bleu(
+        references, better
+    )
