@@ -7,8 +7,10 @@ validation loss are scored on the test split with corpus BLEU (`keras_hub.metric
 13a tokenization) against the same references (lower-cased, NFC, as the app's tokenizer
 normalizes them):
 
-- `app`: `APP.data.load_data` / `APP.model.build_model` / `APP.evaluation.evaluate` (greedy
-  and beam search).
+- `app`: `APP.data.load_data` / `APP.model.build_model`, the decoding chosen on validation
+  (`APP.choose_after_training`), `APP.evaluation.evaluate` (greedy and beam search; BLEU
+  is now sacreBLEU's, lower-cased, against the raw references: keras-hub's Bleu against the
+  lower-cased references before).
 - `reference`: `benchmarks/translation_reference.py`, after the TensorFlow tutorial.
 
     python benchmarks/translation_quality.py app --minutes 15 --output app.json
@@ -105,8 +107,9 @@ def run_app(args) -> dict:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model.save(workdir / training.MODEL_FILE)
-    config_lib.save(config, workdir / training.CONFIG_FILE)
     datasets.assets.save(workdir / training.ASSETS_DIR)
+    config = APP.choose_after_training(model, config, datasets)
+    config_lib.save(config, workdir / training.CONFIG_FILE)
     metrics = APP.evaluation.evaluate(model, config, datasets, EvaluationOutputs(workdir))
     return {
         "model": f"app preset {args.preset} {' '.join(args.overrides)}".strip(),

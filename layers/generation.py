@@ -61,22 +61,27 @@ def attention_context(decoder, sequences, mask=None) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class GreedySearch:
-    """The most probable token at every step (`layers.search.greedy_search`)."""
+    """The most probable token at every step (`layers.search.greedy_search`); no n-gram of
+    `no_repeat_ngram_size` tokens twice (0: no blocking)."""
+
+    no_repeat_ngram_size: int = 0
 
     def __call__(self, step_function, state, context, start_tokens, end_token_id,
                  maximum_lengths, pad_token_id):  # fmt: skip
         return greedy_search(
             step_function, state, context, start_tokens, end_token_id, maximum_lengths,
-            pad_token_id=pad_token_id,
+            pad_token_id=pad_token_id, no_repeat_ngram_size=self.no_repeat_ngram_size,
         )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
 class BeamSearch:
-    """The best of `width` hypotheses, ranked with a GNMT length penalty (`beam_search`)."""
+    """The best of `width` hypotheses, ranked with a GNMT length penalty (`beam_search`); no
+    n-gram of `no_repeat_ngram_size` tokens twice in a hypothesis (0: no blocking)."""
 
     width: int = 4
     length_penalty: float = 0.0
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self):
         check_positive_integers(width=self.width)
@@ -86,25 +91,27 @@ class BeamSearch:
         return beam_search(
             step_function, state, context, start_tokens, end_token_id, maximum_lengths,
             beam_width=self.width, length_penalty=self.length_penalty,
-            pad_token_id=pad_token_id,
+            pad_token_id=pad_token_id, no_repeat_ngram_size=self.no_repeat_ngram_size,
         )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    """Seeded, stateless sampling with temperature, top-k and top-p (`sample_search`)."""
+    """Seeded, stateless sampling with temperature, top-k and top-p (`sample_search`); no
+    n-gram of `no_repeat_ngram_size` tokens twice (0: no blocking)."""
 
     seed: int
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float = 1.0
+    no_repeat_ngram_size: int = 0
 
     def __call__(self, step_function, state, context, start_tokens, end_token_id,
                  maximum_lengths, pad_token_id):  # fmt: skip
         return sample_search(
             step_function, state, context, start_tokens, end_token_id, maximum_lengths,
             seed=self.seed, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-            pad_token_id=pad_token_id,
+            pad_token_id=pad_token_id, no_repeat_ngram_size=self.no_repeat_ngram_size,
         )  # fmt: skip
 
 

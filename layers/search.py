@@ -22,6 +22,11 @@ token is picked by inverting the cumulative distribution of the kept tokens. So 
 seed and inputs give the same output in every call (an export holds the seed), and a row's
 draws do not depend on which other rows are still unfinished.
 
+Every search can block repeated n-grams (`no_repeat_ngram_size` n > 0): before a token is
+chosen, each row's logits of the tokens that would complete an n-gram the row has already
+produced are lowered to -1e9 (a logits processor over the row's own tokens so far; with
+n = 1 no token is produced twice). The end token never repeats, so a row can always end.
+
 Beam search ranks hypotheses by their log-probability divided by the GNMT length penalty
 `((5 + length) / 6) ** length_penalty` (`length_penalty=0` ranks by raw log-probability),
 so with `beam_width=1` it returns exactly what greedy search returns.
@@ -56,6 +61,62 @@ def _write_column(buffer, index, values):
     """Returns `buffer` `(batch, length)` with column `index` set to `values` `(batch,)`."""
     positions = ops.arange(ops.shape(buffer)[1], dtype="int32")
     return ops.where(ops.equal(positions, index)[None, :], values[:, None], buffer)
+
+
+def _check_ngram_size(no_repeat_ngram_size):
+    if (
+        not isinstance(no_repeat_ngram_size, int)
+        or isinstance(no_repeat_ngram_size, bool)
+        or no_repeat_ngram_size < 0
+    ):
+        raise ValueError(
+            f"`no_repeat_ngram_size` must be a non-negative integer (0: no blocking). "
+            f"Received: no_repeat_ngram_size={no_repeat_ngram_size!r}"
+        )
+
+
+def _shift_left(tokens, count):
+    """`tokens` `(rows, length)` moved `count` columns left, the freed columns -1."""
+    if count == 0:
+        return tokens
+    return ops.pad(tokens[:, count:], [[0, 0], [0, count]], constant_values=-1)
+
+
+def block_repeated_ngrams(logits, history, index, ngram_size):
+    """Lowers to -1e9 the logits of the tokens that would repeat an n-gram of `history`.
+
+    Args:
+        logits: `(rows, vocabulary)`, the next-token logits.
+        history: int `(rows, length)`, each row's tokens so far in columns `0 .. index - 1`
+            (later columns are ignored).
+        index: the number of tokens produced so far (a scalar tensor or int).
+        ngram_size: n; 0 returns `logits` unchanged.
+
+    Returns:
+        float32 `(rows, vocabulary)`: a token is blocked when the row's last n - 1 tokens
+        followed by it form an n-gram that already occurs in the row.
+    """
+    if ngram_size == 0:
+        return logits
+    logits = ops.cast(logits, "float32")
+    history = ops.cast(history, "int32")
+    index = ops.convert_to_tensor(index, "int32")
+    length = ops.shape(history)[1]
+    # Column j matches when history[j : j + n - 1] equals the last n - 1 tokens.
+    matches = ops.less_equal(ops.arange(length, dtype="int32"), index - ngram_size)[None, :]
+    for offset in range(ngram_size - 1):
+        position = ops.clip(index - (ngram_size - 1) + offset, 0, ops.maximum(length - 1, 0))
+        recent = ops.take(history, ops.reshape(position, (1,)), axis=1)  # (rows, 1)
+        matches = ops.logical_and(matches, ops.equal(_shift_left(history, offset), recent))
+    following = ops.maximum(_shift_left(history, ngram_size - 1), 0)  # (rows, length)
+    rows = ops.shape(history)[0]
+    matches = ops.broadcast_to(matches, ops.shape(following))
+    row_ids = ops.broadcast_to(ops.arange(rows, dtype="int32")[:, None], ops.shape(following))
+    indices = ops.reshape(ops.stack([row_ids, following], axis=-1), (-1, 2))  # (rows * length, 2)
+    counts = ops.scatter(
+        indices, ops.reshape(ops.cast(matches, "float32"), (-1,)), (rows, logits.shape[-1])
+    )
+    return ops.where(counts > 0.0, NEGATIVE_INFINITY, logits)
 
 
 def _best_log_probabilities(logits, count):
@@ -124,7 +185,14 @@ def _length_penalty(lengths, length_penalty):
 
 
 def greedy_search(
-    step_function, state, context, start_tokens, end_token_id, maximum_lengths, pad_token_id=0
+    step_function,
+    state,
+    context,
+    start_tokens,
+    end_token_id,
+    maximum_lengths,
+    pad_token_id=0,
+    no_repeat_ngram_size=0,
 ):
     """Decodes by taking the most probable token at every step.
 
@@ -138,6 +206,8 @@ def greedy_search(
         maximum_lengths: int tensor `(batch,)`, how many tokens (the end token included) each
             sequence may produce; at least 1.
         pad_token_id: the token written after the end of a sequence.
+        no_repeat_ngram_size: block every n-gram of this size from occurring twice in a
+            sequence (0: no blocking; see the module docstring).
 
     Returns:
         `(tokens, scores)`: int32 tokens `(batch, max(maximum_lengths))` holding the end token
@@ -151,21 +221,28 @@ def greedy_search(
                                    maximum_lengths=ops.full((batch,), 20, "int32"))
     ```
     """
+    _check_ngram_size(no_repeat_ngram_size)
+
+    def logits_step(index, tokens, state, context):
+        logits, new_state = step_function(tokens, state, context)
+        return (logits,), new_state
+
     return _decode_one_path(
-        lambda index, tokens, state, context: step_function(tokens, state, context),
-        lambda logits: _best_log_probabilities(logits, 1),
+        logits_step, lambda outputs: _best_log_probabilities(outputs[0], 1),
         state, context, start_tokens, end_token_id, maximum_lengths, pad_token_id,
+        no_repeat_ngram_size,
     )  # fmt: skip
 
 
 def _decode_one_path(
     step_function, select, state, context, start_tokens, end_token_id, maximum_lengths,
-    pad_token_id,
+    pad_token_id, no_repeat_ngram_size,
 ):  # fmt: skip
     """The loop of greedy search and sampling: one hypothesis per sequence.
 
-    `step_function(index, tokens, state, context)` also receives the step's index, and
-    `select` maps its first output to `(log_probabilities, tokens)`, each `(rows, 1)`.
+    `step_function(index, tokens, state, context)` also receives the step's index and returns
+    a tuple whose first entry is the logits (repeated n-grams are blocked in them), and
+    `select` maps that tuple to `(log_probabilities, tokens)`, each `(rows, 1)`.
     """
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
@@ -179,10 +256,15 @@ def _decode_one_path(
         return ops.logical_and(ops.less(index, total_length), ops.logical_not(ops.all(finished)))
 
     def body(index, previous_tokens, state, tokens, scores, finished):
-        (next_scores, next_tokens), state = _step_unfinished(
-            lambda *arguments: step_function(index, *arguments), select,
-            previous_tokens, state, context, finished,
-        )  # fmt: skip
+        def blocking_step(previous_tokens, state_and_history, context):
+            state, history = state_and_history
+            (logits, *others), new_state = step_function(index, previous_tokens, state, context)
+            logits = block_repeated_ngrams(logits, history, index, no_repeat_ngram_size)
+            return (logits, *others), (new_state, history)
+
+        (next_scores, next_tokens), (state, _) = _step_unfinished(
+            blocking_step, select, previous_tokens, (state, tokens), context, finished
+        )
         next_scores, next_tokens = next_scores[:, 0], next_tokens[:, 0]
         next_tokens = ops.where(finished, pad_token_id, next_tokens)
         scores = scores + ops.where(finished, 0.0, next_scores)
@@ -218,6 +300,7 @@ def beam_search(
     beam_width=4,
     length_penalty=0.0,
     pad_token_id=0,
+    no_repeat_ngram_size=0,
 ):
     """Keeps the `beam_width` best hypotheses per sequence and returns the best one.
 
@@ -228,7 +311,8 @@ def beam_search(
 
     Args:
         step_function, state, context, start_tokens, end_token_id, maximum_lengths,
-        pad_token_id: as in `greedy_search`.
+        pad_token_id, no_repeat_ngram_size: as in `greedy_search` (repeated n-grams are
+            blocked within each hypothesis).
         beam_width: hypotheses kept per sequence.
         length_penalty: GNMT length-penalty exponent; larger values favour longer outputs.
 
@@ -244,6 +328,7 @@ def beam_search(
     ```
     """
     check_positive_integers(beam_width=beam_width)
+    _check_ngram_size(no_repeat_ngram_size)
     start_tokens = ops.cast(start_tokens, "int32")
     maximum_lengths = ops.cast(maximum_lengths, "int32")
     batch_size = ops.shape(start_tokens)[0]
@@ -302,8 +387,14 @@ def beam_search(
         return _best_log_probabilities(logits, count)
 
     def body(index, previous_tokens, state, tokens, scores, lengths, finished):
-        (top_log_probabilities, top_tokens), state = _step_unfinished(
-            step_function, best_candidates, previous_tokens, state, context,
+        def blocking_step(previous_tokens, state_and_history, context):
+            state, history = state_and_history
+            logits, new_state = step_function(previous_tokens, state, context)
+            logits = block_repeated_ngrams(logits, history, index, no_repeat_ngram_size)
+            return logits, (new_state, history)
+
+        (top_log_probabilities, top_tokens), (state, _) = _step_unfinished(
+            blocking_step, best_candidates, previous_tokens, (state, tokens), context,
             ops.reshape(finished, (flat_size,)),
         )  # fmt: skip
         count = top_tokens.shape[-1]
@@ -401,12 +492,14 @@ def sample_search(
     top_k=None,
     top_p=1.0,
     pad_token_id=0,
+    no_repeat_ngram_size=0,
 ):
     """Decodes by sampling every token from the model's (temperature-scaled, cut) distribution.
 
     Args:
         step_function, state, context, start_tokens, end_token_id, maximum_lengths,
-        pad_token_id: as in `greedy_search`.
+        pad_token_id, no_repeat_ngram_size: as in `greedy_search` (blocked tokens are never
+            drawn).
         seed: integer seed of the draws; the same seed and inputs give the same output.
         temperature: the logits are divided by it before sampling, > 0; values near 0 give
             greedy search, 1 the model's distribution, larger values flatter ones.
@@ -433,6 +526,7 @@ def sample_search(
         check_positive_integers(top_k=top_k)
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p!r}")
+    _check_ngram_size(no_repeat_ngram_size)
     batch_size = ops.shape(start_tokens)[0]
     total_length = ops.max(ops.cast(maximum_lengths, "int32"), initial=1)
     uniforms = keras.random.uniform((batch_size, total_length), seed=seed)
@@ -448,5 +542,5 @@ def sample_search(
 
     return _decode_one_path(
         sampling_step, select, state, (context, uniforms), start_tokens, end_token_id,
-        maximum_lengths, pad_token_id,
+        maximum_lengths, pad_token_id, no_repeat_ngram_size,
     )  # fmt: skip

@@ -296,6 +296,14 @@ class App(Generic[ConfigT]):
         the config as it is by default."""
         return config
 
+    def choose_after_training(
+        self, model: keras.Model, config: ConfigT, datasets: Datasets
+    ) -> ConfigT:
+        """The config with settings chosen on the validation split once training has ended
+        (`model` is the best checkpoint), e.g. translation's decoding; training writes it into
+        the work dir's config, which `evaluate` and `export` read. Nothing by default."""
+        return config
+
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         """Adds the app's own subcommands to the CLI (none by default).
 

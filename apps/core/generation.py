@@ -79,6 +79,7 @@ class ValidationBleu(keras.callbacks.Callback):
         inputs: the validation inputs (source sentences, encoded images).
         references: one list of reference texts per input (`apps.core.metrics.corpus_bleu`).
         batch_size: inputs per call of the function.
+        metric: `(references, texts) -> float`, the score logged; `corpus_bleu` by default.
 
     Example:
 
@@ -87,7 +88,9 @@ class ValidationBleu(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, make_function, inputs, references, batch_size=GENERATION_BATCH):
+    def __init__(
+        self, make_function, inputs, references, batch_size=GENERATION_BATCH, metric=corpus_bleu
+    ):
         super().__init__()
         if len(inputs) != len(references):
             raise ValueError(
@@ -98,10 +101,11 @@ class ValidationBleu(keras.callbacks.Callback):
         self.inputs = list(inputs)
         self.references = references
         self.batch_size = batch_size
+        self.metric = metric
 
     def on_train_begin(self, logs=None):
         self.function = self.make_function(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         texts = generate_all(self.function, self.inputs, self.batch_size)
-        logs["val_bleu"] = corpus_bleu(self.references, texts)
+        logs["val_bleu"] = self.metric(self.references, texts)

@@ -104,3 +104,37 @@ def corpus_bleu(references: list[list[str]], hypotheses: list[str], max_order: i
     bleu = keras_hub.metrics.Bleu(max_order=max_order)
     bleu.update_state(tf.ragged.constant([list(texts) for texts in references]), hypotheses)
     return 100.0 * float(bleu.result())
+
+
+def translation_metrics(references: list[str], hypotheses: list[str]) -> dict[str, float]:
+    """sacreBLEU's corpus scores of `hypotheses` against one reference each.
+
+    Returns `bleu` (BLEU-4, 13a tokenization, lower-cased), `bleu_cased` (the same,
+    case-sensitive), `chrf` (chrF, character 6-grams, beta 2) and `length_ratio` (hypothesis
+    tokens over reference tokens, 13a), all as sacreBLEU 2.6 computes them.
+
+    Example:
+
+    ```python
+    translation_metrics(["The cat sat on the mat."], ["the cat sat on the mat."])
+    # {"bleu": 100.0, "bleu_cased": 80.91..., "chrf": 93.46..., "length_ratio": 1.0}
+    ```
+
+    References:
+        - Post, "A Call for Clarity in Reporting BLEU Scores", 2018 (sacreBLEU).
+        - Popović, "chrF: character n-gram F-score for automatic MT evaluation", 2015.
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(
+            f"`references` and `hypotheses` must have the same length. Received: "
+            f"{len(references)} references and {len(hypotheses)} hypotheses"
+        )
+    import sacrebleu
+
+    lowercased = sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True)
+    return {
+        "bleu": float(lowercased.score),
+        "bleu_cased": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
+        "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score),
+        "length_ratio": float(lowercased.ratio),
+    }

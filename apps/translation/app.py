@@ -20,6 +20,9 @@ class TranslationApp(App[TranslationConfig]):
     monitor = "val_bleu"
     monitor_mode = "max"
 
+    def choose_after_training(self, model, config, datasets):
+        return self.evaluation.choose_decoding(model, config, datasets)
+
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         translate = commands.add_parser(
             "translate", help="translate sentences with a trained work dir; plot the attention"

@@ -6,9 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import tensorflow as tf
+
 from apps.core.app import Assets, Datasets
 from apps.translation.config import TranslationConfig
 from pipelines import sequences, tokenizers
+from pipelines.errors import DataError
 from pipelines.sources.resolve import resolve_source
 from pipelines.sources.sentence_pairs import (
     SentencePairs,
@@ -21,6 +24,7 @@ from pipelines.splits import group_split
 RECIPES = {"ding-de-en": load_ding_de_en}
 # The model's input names, in the order `sequences.make_batches` takes them (source, target).
 MODEL_INPUTS = ("source", "target_in")
+COLUMN_POSITIONS_HINT = "--set data.source_column=0 --set data.target_column=1"
 
 
 @dataclasses.dataclass
@@ -75,7 +79,9 @@ def read_pairs(config: TranslationConfig) -> SentencePairs:
     pairs = resolve_source(
         data.source,
         recipes=RECIPES,
-        read_file=lambda path: read_sentence_pairs(path, data.source_column, data.target_column),
+        read_file=lambda path: read_sentence_pairs(
+            path, data.source_column, data.target_column, COLUMN_POSITIONS_HINT
+        ),
         read_tfds=read_tfds_sentence_pairs,
     )
     return pairs.reversed() if data.reverse else pairs
@@ -120,6 +126,8 @@ def load_data(
             split_pairs, source_tokenizer, target_tokenizer,
             model.max_source_length, model.max_target_length,
         )  # fmt: skip
+        if name == "train" and dropped[name] == len(split_pairs):
+            raise DataError(all_dropped_message(pairs.source, split_pairs, config, assets))
         datasets[name] = sequences.make_batches(
             source_ids, target_ids, config.training.batch_size, MODEL_INPUTS,
             shuffle_seed=config.training.seed if name == "train" else None,
@@ -150,6 +158,29 @@ def load_data(
         assets=assets,
         summary=summary,
         pairs=splits,
+    )
+
+
+def all_dropped_message(
+    source: str, pairs: list[tuple[str, str]], config: TranslationConfig, assets: TranslationAssets
+) -> str:
+    """Why no training pair is left: the maximum lengths and the lengths of the pairs."""
+    model = config.model
+    source_tokenizer, target_tokenizer = assets.tokenizers()
+    # [START] and [END] count towards the maximum lengths.
+    shortest_source = 2 + int(
+        tf.reduce_min(
+            source_tokenizer.tokenize(tf.constant([pair[0] for pair in pairs])).row_lengths()
+        )
+    )
+    shortest_target = 2 + int(tf.reduce_min(target_tokenizer.tokenize(
+        tf.constant([pair[1] for pair in pairs])).row_lengths()))  # fmt: skip
+    return (
+        f"{source}: all {len(pairs)} training pairs were dropped as too long: the limits are "
+        f"model.max_source_length={model.max_source_length} and model.max_target_length="
+        f"{model.max_target_length} tokens ([START] and [END] included), the shortest source "
+        f"has {shortest_source} and the shortest target {shortest_target}; raise the limits "
+        f"with --set model.max_source_length=N --set model.max_target_length=N"
     )
 
 

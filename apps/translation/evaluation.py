@@ -1,9 +1,12 @@
-"""Translation evaluation: token accuracy, BLEU and exact match of greedy and beam search on
-the test pairs beside the nearest-neighbour baseline, samples; the validation BLEU that
-training follows; the attention plot."""
+"""Translation evaluation: sacreBLEU, chrF, length ratio and length-limit share of greedy and
+beam search on the test pairs beside the retrieval and copy baselines, samples; the validation
+BLEU that training follows; the decoding settings chosen on validation after training; the
+attention plot."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +17,13 @@ import tensorflow as tf
 from apps.core import training
 from apps.core.app import Request
 from apps.core.errors import UserError
-from apps.core.generation import ValidationBleu, generate_with_scores, teacher_forced_tokens
-from apps.core.metrics import corpus_bleu, headline
+from apps.core.generation import (
+    GENERATION_BATCH,
+    ValidationBleu,
+    generate_with_scores,
+    teacher_forced_tokens,
+)
+from apps.core.metrics import headline, translation_metrics
 from apps.core.plots import plt
 from apps.translation import serving
 from apps.translation.config import TranslationConfig
@@ -30,16 +38,17 @@ if TYPE_CHECKING:
 
 
 def canonical_targets(target_tokenizer, pairs) -> list[str]:
-    """The reference translations of `pairs` as the tokenizer normalizes them (for BLEU)."""
+    """The reference translations of `pairs` as the tokenizer normalizes them (exact match)."""
     targets = tf.constant([target for _, target in pairs])
     return [text.decode("utf-8") for text in target_tokenizer.canonical(targets).numpy()]
 
 
-def nearest_neighbour_translations(
-    train_pairs: list[tuple[str, str]], sources: list[str]
-) -> list[str]:
-    """The baseline: each source gets the target of the training pair whose source is closest
-    (cosine similarity of TF-IDF word unigrams and bigrams, scikit-learn's)."""
+def retrieval_translations(train_pairs: list[tuple[str, str]], sources: list[str]) -> list[str]:
+    """The retrieval baseline: each source gets the target of the training pair whose source
+    is the most similar by TF-IDF cosine (word unigrams and bigrams, sublinear term
+    frequencies, scikit-learn's `TfidfVectorizer`; its rows are unit length, so the dot
+    product is the cosine). A source sharing no word with any training source gets the
+    first training pair's target."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
@@ -49,10 +58,18 @@ def nearest_neighbour_translations(
     return [train_pairs[index][1] for index in nearest]
 
 
+def sacrebleu_bleu(references: list[list[str]], texts: list[str]) -> float:
+    """sacreBLEU, lower-cased, of `texts` against one reference each (`translation_metrics`)."""
+    return translation_metrics([reference for (reference,) in references], texts)["bleu"]
+
+
 def validation_bleu(
     config: TranslationConfig, assets: TranslationAssets, pairs: list[tuple[str, str]]
 ) -> ValidationBleu:
-    """`val_bleu` of greedy translations of `pairs` by the export's `serving_default` search."""
+    """`val_bleu` of greedy translations of `pairs` (what checkpoints and early stopping
+    follow; the decoding settings are chosen after training, `choose_decoding`): sacreBLEU,
+    lower-cased, as `evaluate` reports. Its smoothing keeps the early epochs of a small corpus
+    apart, where unsmoothed BLEU is 0 for several epochs and stopped training at epoch 4."""
 
     def make_function(trained_model):
         translate = serving.translation_function(
@@ -60,10 +77,110 @@ def validation_bleu(
         )
         return lambda sources: translate(sources)["translation"]
 
-    references = canonical_targets(assets.tokenizers()[1], pairs)
     return ValidationBleu(
-        make_function, [source for source, _ in pairs], [[reference] for reference in references]
+        make_function,
+        [source for source, _ in pairs],
+        [[target] for _, target in pairs],
+        metric=sacrebleu_bleu,
     )
+
+
+def search_name(beam_width: int) -> str:
+    return "greedy" if beam_width == 1 else f"beam{beam_width}"
+
+
+def translate_all(function, sources: list[str]) -> tuple[list[str], np.ndarray, float]:
+    """Runs a `translation_function(..., with_length_capped=True)` over `sources` in batches;
+    returns the translations, which of them hit the length limit, and the seconds taken."""
+    translations, capped = [], []
+    started = time.perf_counter()
+    for start in range(0, len(sources), GENERATION_BATCH):
+        outputs = function(tf.constant(sources[start : start + GENERATION_BATCH]))
+        translations += [text.decode("utf-8") for text in outputs["translation"].numpy()]
+        capped.append(outputs["length_capped"].numpy())
+    seconds = time.perf_counter() - started
+    return translations, np.concatenate(capped) if capped else np.zeros(0, bool), seconds
+
+
+@dataclasses.dataclass
+class DecodingChoice:
+    """Decoding settings picked from validation BLEU scores (`pick_decoding`)."""
+
+    no_repeat_ngram_size: int
+    beam_width: int
+    length_penalty: float
+    serving_beam_width: int
+    # The scores and the outcome, for the work dir's config and `evaluate`.
+    description: str
+
+
+def pick_decoding(
+    greedy: dict[int, float], beams: dict[tuple[int, float], float], pairs: int
+) -> DecodingChoice:
+    """Picks from validation scores: `greedy` by repeat-blocking n-gram size, `beams` by
+    (width, length penalty), all with the best greedy n-gram size. The first best candidate
+    wins a tie; the best beam setting serves only when it beats greedy search."""
+    ngram_size = max(greedy, key=greedy.__getitem__)
+    width, penalty = max(beams, key=beams.__getitem__)
+    serving_width = width if beams[width, penalty] > greedy[ngram_size] else 1
+    description = (
+        f"on {pairs} validation pairs, BLEU greedy "
+        + ", ".join(f"{greedy[size]:.2f} (no-repeat {size})" for size in greedy)
+        + f"; beams with no-repeat {ngram_size} (width/length penalty): "
+        + ", ".join(f"{w}/{p:g} {bleu:.2f}" for (w, p), bleu in beams.items())
+        + f"; serving_default: {search_name(serving_width)}"
+        + ("" if serving_width > 1 else " (no beam setting beat greedy search)")
+    )
+    return DecodingChoice(ngram_size, width, penalty, serving_width, description)
+
+
+def choose_decoding(
+    trained_model: TranslationModel, config: TranslationConfig, datasets: TranslationDatasets
+) -> TranslationConfig:
+    """The config with its decoding settings chosen on the validation pairs (sacreBLEU,
+    lower-cased; `config.DecodingConfig` describes the order, `pick_decoding` the rule).
+    `config` itself when the choice is off or there is no validation pair."""
+    decoding = config.decoding
+    pairs = datasets.pairs.validation
+    if not decoding.choose_on_validation or not pairs:
+        return config
+    sources = [source for source, _ in pairs]
+    references = [target for _, target in pairs]
+    tokenizers = datasets.assets.tokenizers()
+    # One graph per search; the length penalties are values of this variable.
+    length_penalty = tf.Variable(0.0, trainable=False)
+
+    def function(ngram_size: int, beam_width: int):
+        candidate = dataclasses.replace(
+            config,
+            decoding=dataclasses.replace(
+                decoding, no_repeat_ngram_size=ngram_size, length_penalty=length_penalty
+            ),
+        )
+        return serving.translation_function(trained_model, *tokenizers, candidate, beam_width)
+
+    def bleu(function) -> float:
+        translations, _, _ = generate_with_scores(function, sources, "translation")
+        return translation_metrics(references, translations)["bleu"]
+
+    greedy = {size: bleu(function(size, 1)) for size in decoding.candidate_ngram_sizes}
+    best_ngram_size = max(greedy, key=greedy.__getitem__)
+    beams = {}
+    for width in decoding.candidate_beam_widths:
+        beam = function(best_ngram_size, width)
+        for penalty in decoding.candidate_length_penalties:
+            length_penalty.assign(penalty)
+            beams[width, penalty] = bleu(beam)
+    choice = pick_decoding(greedy, beams, len(pairs))
+    print(f"decoding chosen {choice.description}")
+    return dataclasses.replace(
+        config,
+        decoding=dataclasses.replace(
+            decoding, beam_width=choice.beam_width, length_penalty=choice.length_penalty,
+            no_repeat_ngram_size=choice.no_repeat_ngram_size,
+            serving_beam_width=choice.serving_beam_width, chosen=choice.description,
+        ),
+    )  # fmt: skip
 
 
 def evaluate(
@@ -72,57 +189,68 @@ def evaluate(
     datasets: TranslationDatasets,
     outputs: EvaluationOutputs,
 ) -> dict[str, Any]:
-    """Token accuracy (teacher forcing), BLEU for greedy and beam search beside the
-    nearest-neighbour baseline (`headline`: greedy, what `serving_default` answers), samples."""
+    """On the same test pairs: greedy and beam search beside the retrieval and copy
+    baselines, each with sacreBLEU (lower-cased and case-sensitive), chrF and the length
+    ratio; the share of outputs that hit the length limit; token accuracy (teacher forcing);
+    samples. `headline`: what `serving_default` answers against the stronger baseline."""
     results = trained_model.evaluate(datasets.test, verbose=0, return_dict=True)
     test_pairs = datasets.pairs.test
     sources = [source for source, _ in test_pairs]
-    references = canonical_targets(datasets.assets.tokenizers()[1], test_pairs)
-    endpoints = serving.endpoints(trained_model, config, datasets.assets)
-    greedy_config_width = config.decoding.serving_beam_width
+    references = [target for _, target in test_pairs]
+    target_tokenizer = datasets.assets.tokenizers()[1]
+    canonical = canonical_targets(target_tokenizer, test_pairs)
+    decoding = config.decoding
+    serving_name = search_name(decoding.serving_beam_width)
     metrics = {
         "token_accuracy": float(results["token_accuracy"]),
         "loss": float(results["loss"]),
         "test_pairs": len(test_pairs),
+        "serving_default": serving_name,
+        "decoding": {
+            "beam_width": decoding.beam_width,
+            "length_penalty": decoding.length_penalty,
+            "no_repeat_ngram_size": decoding.no_repeat_ngram_size,
+            "chosen": decoding.chosen or "not chosen on validation: the config's settings",
+        },
     }
-    searches = {"greedy": 1}
-    if config.decoding.beam_width > 1:
-        searches[f"beam{config.decoding.beam_width}"] = config.decoding.beam_width
+    widths = sorted({1, decoding.beam_width, decoding.serving_beam_width})
     samples = {}
-    for search_name, width in searches.items():
-        function = (
-            endpoints.functions["serving_default"]
-            if width == greedy_config_width
-            else serving.translation_function(
-                trained_model, *datasets.assets.tokenizers(), config, width
-            )
+    for width in widths:
+        name = search_name(width)
+        function = serving.translation_function(
+            trained_model, *datasets.assets.tokenizers(), config, width, with_length_capped=True
         )
-        translations, _, seconds = generate_with_scores(function, sources, "translation")
-        metrics[f"bleu_{search_name}"] = corpus_bleu(
-            [[reference] for reference in references], translations
-        )
-        metrics[f"exact_match_{search_name}"] = float(
+        translations, capped, seconds = translate_all(function, sources)
+        metrics |= {
+            f"{metric}_{name}": value
+            for metric, value in translation_metrics(references, translations).items()
+        }
+        metrics[f"length_capped_{name}"] = float(np.mean(capped))
+        normalized = canonical_targets(target_tokenizer, [("", text) for text in translations])
+        metrics[f"exact_match_{name}"] = float(
             np.mean([hypothesis == reference
-                     for hypothesis, reference in zip(translations, references, strict=True)])
+                     for hypothesis, reference in zip(normalized, canonical, strict=True)])
         )  # fmt: skip
-        metrics[f"sentences_per_second_{search_name}"] = len(sources) / max(seconds, 1e-9)
-        samples[search_name] = translations
-    baselines = {}
+        metrics[f"sentences_per_second_{name}"] = len(sources) / max(seconds, 1e-9)
+        samples[name] = translations
+    samples["copy"] = sources
     if datasets.pairs.train:
-        target_tokenizer = datasets.assets.tokenizers()[1]
-        nearest = nearest_neighbour_translations(datasets.pairs.train, sources)
-        samples["nearest_neighbour"] = canonical_targets(
-            target_tokenizer, [("", target) for target in nearest]
-        )
-        baselines["nearest_neighbour"] = corpus_bleu(
-            [[reference] for reference in references], samples["nearest_neighbour"]
-        )
-        metrics["bleu_nearest_neighbour"] = baselines["nearest_neighbour"]
-    metrics["headline"] = headline("bleu_greedy", metrics["bleu_greedy"], baselines, True)
-    count = min(config.decoding.samples, len(sources))
+        samples["retrieval"] = retrieval_translations(datasets.pairs.train, sources)
+    else:
+        metrics["retrieval"] = "not run: the baseline needs the training split"
+    baselines = {}
+    for name in ("retrieval", "copy"):
+        if name in samples:
+            scores = translation_metrics(references, samples[name])
+            metrics |= {f"{metric}_{name}": value for metric, value in scores.items()}
+            baselines[name] = scores["bleu"]
+    metrics["headline"] = headline(
+        f"bleu_{serving_name}", metrics[f"bleu_{serving_name}"], baselines, True
+    )
+    count = min(decoding.samples, len(sources))
     metrics["samples"] = [
         {"source": sources[index], "reference": references[index]}
-        | {name: samples[name][index] for name in samples}
+        | {name: samples[name][index] for name in samples if name != "copy"}
         for index in range(count)
     ]
     return metrics

@@ -1,6 +1,7 @@
 """The translation export: `source` (tf.string, [None]) -> `translation` and `score`.
 
-`serving_default` decodes with `decoding.serving_beam_width` (1: greedy search); when
+`serving_default` decodes with `decoding.serving_beam_width` (1: greedy search; chosen on the
+validation split at the end of training unless `decoding.choose_on_validation` is off); when
 `decoding.beam_width` differs from it and is above 1, a second signature `beam_search` decodes
 with that width. Both tokenize, search and detokenize inside the graph, a whole batch in one
 call. An empty source gives an empty translation with score 0; a long source is cut to
@@ -23,7 +24,7 @@ from apps.translation.model import TranslationModel
 from layers.generation import BeamSearch, Generator, GreedySearch
 from pipelines.errors import check_text_file
 from pipelines.sequences import add_start_end
-from pipelines.tokenizers import SentenceTokenizer
+from pipelines.tokenizers import END_ID, SentenceTokenizer
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
@@ -45,10 +46,16 @@ def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
 
 
 def search(config: TranslationConfig, beam_width: int) -> GreedySearch | BeamSearch:
-    """Greedy search for `beam_width` 1, else beam search with `decoding.length_penalty`."""
+    """Greedy search for `beam_width` 1, else beam search with `decoding.length_penalty`;
+    both block repeated n-grams of `decoding.no_repeat_ngram_size` tokens."""
+    ngram_size = config.decoding.no_repeat_ngram_size
     if beam_width == 1:
-        return GreedySearch()
-    return BeamSearch(beam_width, length_penalty=config.decoding.length_penalty)
+        return GreedySearch(no_repeat_ngram_size=ngram_size)
+    return BeamSearch(
+        beam_width,
+        length_penalty=config.decoding.length_penalty,
+        no_repeat_ngram_size=ngram_size,
+    )
 
 
 def translation_function(
@@ -57,10 +64,13 @@ def translation_function(
     target_tokenizer: SentenceTokenizer,
     config: TranslationConfig,
     beam_width: int,
+    with_length_capped: bool = False,
 ):
     """A `tf.function` from a batch of source strings to translations and scores.
 
-    `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`.
+    `beam_width` 1 is greedy search; beam search ranks with `decoding.length_penalty`. With
+    `with_length_capped`, a third output `length_capped` (bool) marks the translations that
+    reached their length limit without ending (for `evaluate`; the export has none).
     """
     model_search = search(config, beam_width)
     model_generator = generator(model, config)
@@ -71,10 +81,14 @@ def translation_function(
         tokens, scores = model_generator.generate(ids, model_search)
         translations = target_tokenizer.detokenize(tokens)
         empty = tf.equal(tf.math.count_nonzero(ids, axis=1), 2)  # only [START] [END]
-        return {
+        outputs = {
             "translation": tf.where(empty, tf.constant(""), translations),
             "score": tf.where(empty, tf.constant(0.0), tf.cast(scores, tf.float32)),
         }
+        if with_length_capped:
+            ended = tf.reduce_any(tf.equal(tokens, END_ID), axis=1)
+            outputs["length_capped"] = tf.logical_and(tf.logical_not(ended), tf.logical_not(empty))
+        return outputs
 
     return translate
 

@@ -7,7 +7,8 @@ Sources:
                  on `; ` (the first one is kept); tags such as `{m}`, `[Br.]` and
                  parenthesized notes are removed. An entry is kept when its German side is a
                  sentence: it ends in `.`, `!` or `?` and has 4 or more words.
-    .tsv / .csv  a header row naming the columns; `source_column`/`target_column` choose them.
+    .tsv / .csv  a header row naming the columns; `source_column`/`target_column` choose them,
+                 by name, or by 0-based index in a file without a header row.
     .txt         the Anki/Tatoeba layout without a header: `english<TAB>other<TAB>attribution`;
                  columns are 0-based indices ("0" and "1" by default).
     tfds:NAME    a tensorflow-datasets translation dataset with two text features, e.g.
@@ -120,7 +121,10 @@ def parse_ding(path: str | Path) -> SentencePairs:
 
 
 def read_sentence_pairs(
-    path: str | Path, source_column: str = "", target_column: str = ""
+    path: str | Path,
+    source_column: str = "",
+    target_column: str = "",
+    positions_hint: str = "source and target columns '0' and '1'",
 ) -> SentencePairs:
     """Reads pairs from a .tsv/.csv file with a header, or an Anki/Tatoeba .txt file.
 
@@ -128,7 +132,10 @@ def read_sentence_pairs(
         path: the file.
         source_column: the source column: a header name for .tsv/.csv (default "source"), a
             0-based index for .txt (default "0").
-        target_column: the target column, likewise (defaults "target" and "1").
+        target_column: the target column, likewise (defaults "target" and "1"). For a
+            .tsv/.csv file without a header row, 0-based indices choose the columns.
+        positions_hint: how a user chooses columns by position, for the message about a
+            .tsv/.csv file whose first row looks like data.
 
     Raises:
         DataError: the file is missing or of an unsupported type, a column is missing, or no
@@ -143,7 +150,11 @@ def read_sentence_pairs(
         rows = [
             (source, target)
             for _, source, target in read_column_pair(
-                path, delimiter, source_column or "source", target_column or "target"
+                path,
+                delimiter,
+                source_column or "source",
+                target_column or "target",
+                positions_hint,
             )
         ]
     elif suffix == ".txt":

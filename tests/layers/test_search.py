@@ -345,3 +345,90 @@ def test_bad_sampling_arguments_are_named(arguments, name):
     with pytest.raises(ValueError, match=name):
         sample_search(markov_step(CHAIN), {}, {}, np.array([START]), END, np.array([2]),
                       **arguments)  # fmt: skip
+
+
+def random_logits_step(vocabulary_size, positions, seed):
+    """A decoder whose logits are random numbers indexed by its state (a position that
+    advances every step) and the previous token, mostly by the previous token (so that
+    unblocked searches loop)."""
+    rng = np.random.default_rng(seed)
+    shape = (positions, vocabulary_size, vocabulary_size)
+    table = 3.0 * rng.normal(size=shape[1:]) + rng.normal(size=shape)
+    table[:, :, PAD] = -1e9
+    table[:, :, START] = -1e9
+    table[:, :, END] -= 8.0  # long outputs, so that repeats would be frequent
+    # (positions * previous tokens, vocabulary)
+    table = keras.ops.convert_to_tensor(table.astype("float32").reshape(-1, vocabulary_size))
+
+    def step(tokens, state, context):
+        rows = keras.ops.minimum(state[:, 0], positions - 1) * vocabulary_size + tokens
+        return keras.ops.take(table, rows, axis=0), state + 1
+
+    return step
+
+
+def repeated_ngrams(row, size):
+    row = row[: row.index(END)] if END in row else [token for token in row if token != PAD]
+    ngrams = [tuple(row[index : index + size]) for index in range(len(row) - size + 1)]
+    return len(ngrams) - len(set(ngrams))
+
+
+SEARCHES = {
+    "greedy": lambda step, state, start, lengths, size: greedy_search(
+        step, state, {}, start, END, lengths, no_repeat_ngram_size=size
+    ),
+    "beam": lambda step, state, start, lengths, size: beam_search(
+        step,
+        state,
+        {},
+        start,
+        END,
+        lengths,
+        beam_width=3,
+        length_penalty=1.0,
+        no_repeat_ngram_size=size,
+    ),
+    "sampling": lambda step, state, start, lengths, size: sample_search(
+        step, state, {}, start, END, lengths, seed=3, no_repeat_ngram_size=size
+    ),
+}
+
+
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_no_search_emits_a_repeated_ngram_on_random_logits(search, size):
+    steps, batch, vocabulary_size = 14, 16, 9
+    step = random_logits_step(vocabulary_size, batch + steps, seed=size)
+    state = np.arange(batch, dtype="int32")[:, None]  # every row its own logits
+    start = np.full((batch,), START, "int32")
+    lengths = np.full((batch,), steps, "int32")
+    unblocked, _ = SEARCHES[search](step, state, start, lengths, 0)
+    blocked, scores = SEARCHES[search](step, state, start, lengths, size)
+    unblocked, blocked = np.asarray(unblocked).tolist(), np.asarray(blocked).tolist()
+    assert sum(repeated_ngrams(row, size) for row in unblocked) > 0  # the test can fail
+    assert [repeated_ngrams(row, size) for row in blocked] == [0] * batch
+    assert np.all(np.isfinite(scores)) and np.all(np.asarray(scores) > -1e8)
+
+
+def test_ngram_blocking_lowers_exactly_the_tokens_that_complete_a_seen_ngram():
+    from layers.search import block_repeated_ngrams
+
+    history = np.array([[5, 6, 7, 5, 6, 0], [5, 6, 5, 6, 0, 0]], "int32")
+    logits = np.zeros((2, 9), "float32")
+    blocked = np.asarray(block_repeated_ngrams(logits, history, 5, 2)) < -1e8
+    assert np.flatnonzero(blocked[0]).tolist() == [7]  # last token 6, seen "6 7"
+    blocked = np.asarray(block_repeated_ngrams(logits, history, 4, 2)) < -1e8
+    assert np.flatnonzero(blocked[1]).tolist() == [5]  # last token 6, seen "6 5"
+    blocked = np.asarray(block_repeated_ngrams(logits, history, 5, 3)) < -1e8
+    assert np.flatnonzero(blocked[0]).tolist() == [7]  # "5 6" seen, followed by 7
+    blocked = np.asarray(block_repeated_ngrams(logits, history, 3, 1)) < -1e8
+    assert np.flatnonzero(blocked[0]).tolist() == [5, 6, 7]
+    np.testing.assert_array_equal(block_repeated_ngrams(logits, history, 5, 0), logits)
+
+
+def test_bad_ngram_size_is_named():
+    start = np.full((1,), START, "int32")
+    with pytest.raises(ValueError, match="no_repeat_ngram_size=-1"):
+        greedy_search(
+            markov_step(CHAIN), {}, {}, start, END, np.array([3]), no_repeat_ngram_size=-1
+        )

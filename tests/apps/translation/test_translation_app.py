@@ -201,6 +201,32 @@ def test_empty_pairs_are_skipped_and_counted(tmp_path):
     np.testing.assert_array_equal(weights.numpy(), (targets.numpy() != 0).astype("float32"))
 
 
+def test_a_file_without_a_header_row_is_read_by_column_positions(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text('alpha bravo,bravo alpha\n"kilo, lima",lima kilo\n\ngolf,golf\n')
+    config = APP.make_config("tiny")
+    config.data.source = str(path)
+    config.data.source_column, config.data.target_column = "0", "1"
+    pairs = APP.data.read_pairs(config)
+    assert pairs.sources == ["alpha bravo", "kilo, lima", "golf"]
+    assert pairs.targets == ["bravo alpha", "lima kilo", "golf"]
+
+
+@pytest.mark.large  # trains for 34 s
+def test_evaluate_without_a_test_split_says_so_in_one_line(tmp_path, capsys):
+    data = write_reversal_pairs(tmp_path / "reverse.tsv", 200)
+    workdir = tmp_path / "run"
+    settings = ("training.epochs=1", "data.test_fraction=0", *COLUMN_SETTINGS)
+    assert main(command_line("train --preset tiny", *settings, workdir=workdir, data=data)) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--workdir", str(workdir)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"error: {workdir} has no test split (trained with data.test_fraction=0); score a file "
+        "with evaluate --data FILE"
+    )
+
+
 @pytest.mark.parametrize(
     ("file_text", "args", "expected"),
     [
@@ -208,6 +234,20 @@ def test_empty_pairs_are_skipped_and_counted(tmp_path):
         ("words\tother\na b\tb a\n", ["--data", "FILE"], "no column 'reversed'; columns found"),
         ("words\treversed\n\t\n", ["--data", "FILE"], "no sentence pairs"),
         (None, ["--set", "model.colour=blue"], "unknown config key 'model.colour'"),
+        (
+            "alpha bravo charlie\tcharlie bravo alpha\nkilo lima\tlima kilo\n",
+            ["--data", "FILE"],
+            "The first row looks like data, not a header: 'alpha bravo charlie\\tcharlie "
+            "bravo alpha'; add a header row naming the columns, or read the file by 0-based "
+            "column positions (--set data.source_column=0 --set data.target_column=1)",
+        ),
+        (
+            "words\treversed\n" + "".join(f"{' '.join(WORDS)} {n}\tx\n" for n in range(30)),
+            ["--data", "FILE"],
+            "all 24 training pairs were dropped as too long: the limits are "
+            "model.max_source_length=16 and model.max_target_length=16 tokens ([START] and "
+            "[END] included), the shortest source has 19 and the shortest target 3",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, file_text, args, expected):
