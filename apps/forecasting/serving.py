@@ -43,7 +43,7 @@ from pipelines.sources import time_series
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
-BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=4100)
 
 if TYPE_CHECKING:
     import argparse
