@@ -48,7 +48,7 @@ from pipelines.video import decode_video, encode_gif, write_mp4
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
-BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
+BATCHING = Batching(max_batch_size=8, allowed_batch_sizes=(1, 8), batch_timeout_micros=6100)
 
 if TYPE_CHECKING:
     from apps.core.app import App
