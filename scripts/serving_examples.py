@@ -83,7 +83,7 @@ def shortened(value, depth: int = 0):
 def one_row_per_line(answer: dict) -> str:
     """A REST answer (`{"predictions": [...]}`) as JSON with each prediction on its own line."""
     ((key, predictions),) = answer.items()
-    rows = ",\n".join(f"  {json.dumps(prediction)}" for prediction in predictions)
+    rows = ",\n".join(f"  {json.dumps(row, ensure_ascii=False)}" for row in predictions)
     return f'{{"{key}": [\n{rows}\n]}}'
 
 
@@ -92,7 +92,7 @@ def example_section(app, workdir: Path, pages: Path) -> str:
     config = config_lib.load(app.config_class, workdir / training.CONFIG_FILE)
     body = request_body(app, config, version)
     request_file = pages / f"{app.name}.json"
-    request_file.write_text(json.dumps(body) + "\n")
+    request_file.write_text(json.dumps(body, ensure_ascii=False) + "\n")
     with fake_serving.serving(version, app.name, "rest") as server:
         answer = subprocess.run(
             ["curl", "-s", f"{server}/v1/models/{app.name}:predict", "-d", f"@{request_file}"],
@@ -111,7 +111,7 @@ def example_section(app, workdir: Path, pages: Path) -> str:
         f"Request (`{relative}`, long values cut here):",
         "",
         "```json",
-        json.dumps(shortened(body)),
+        json.dumps(shortened(body), ensure_ascii=False),
         "```",
         "",
         f"Answer of `saved_models/{app.name}/{version.name}` (the main job's export):",

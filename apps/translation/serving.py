@@ -28,7 +28,7 @@ from pipelines.tokenizers import END_ID, SentenceTokenizer
 
 # TF Serving's batching for these signatures, from benchmarks/serving_speed.py
 # (benchmarks/RESULTS-serving.md).
-BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=2000)
+BATCHING = Batching(max_batch_size=64, allowed_batch_sizes=(1, 8, 64), batch_timeout_micros=23300)
 
 
 def source_ids(tokenizer: SentenceTokenizer, sources: tf.Tensor, max_length: int) -> tf.Tensor:
