@@ -30,7 +30,7 @@ from apps.translation import main
 from pipelines.sources.sentence_pairs import (
     MINIMUM_SENTENCE_WORDS,
     SENTENCE_ENDINGS,
-    _clean_ding_text,
+    ding_entries,
     find_ding_dictionary,
     load_ding_de_en,
 )
@@ -45,22 +45,12 @@ KEYS = (
 def ding_phrases() -> list[tuple[str, str]]:
     """Ding entries whose German side has 3+ words and is not a sentence, with English."""
     pairs = []
-    with find_ding_dictionary().open(encoding="utf-8", errors="replace") as file:
-        for line in file:
-            if line.startswith("#") or " :: " not in line:
-                continue
-            german, english = line.rstrip("\r\n").split(" :: ", 1)
-            german_entries, english_entries = german.split(" | "), english.split(" | ")
-            if len(german_entries) != len(english_entries):
-                continue
-            for german_entry, english_entry in zip(german_entries, english_entries, strict=True):
-                german_text = _clean_ding_text(german_entry)
-                english_text = _clean_ding_text(english_entry)
-                words = len(german_text.split())
-                if german_text.endswith(SENTENCE_ENDINGS) and words >= MINIMUM_SENTENCE_WORDS:
-                    continue
-                if words >= 3 and english_text:
-                    pairs.append((german_text, english_text))
+    for german_text, english_text in ding_entries(find_ding_dictionary()):
+        words = len(german_text.split())
+        if german_text.endswith(SENTENCE_ENDINGS) and words >= MINIMUM_SENTENCE_WORDS:
+            continue
+        if words >= 3 and english_text:
+            pairs.append((german_text, english_text))
     return pairs
 
 

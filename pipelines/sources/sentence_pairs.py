@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pipelines.cache import cache_dir
@@ -91,11 +91,10 @@ def _clean_ding_text(text: str) -> str:
     return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
 
 
-def parse_ding(path: str | Path) -> SentencePairs:
-    """Reads the example sentences of a Ding dictionary file (`german :: english` lines)."""
-    path = Path(path)
-    sources, targets, skipped = [], [], 0
-    with path.open(encoding="utf-8", errors="replace") as file:
+def ding_entries(path: str | Path) -> Iterator[tuple[str, str]]:
+    """The cleaned (German, English) entries of a Ding dictionary file (`german :: english`
+    lines, entries separated by " | "), comments and lines of unequal entry counts skipped."""
+    with Path(path).open(encoding="utf-8", errors="replace") as file:
         for line in file:
             if line.startswith("#") or " :: " not in line:
                 continue
@@ -104,17 +103,23 @@ def parse_ding(path: str | Path) -> SentencePairs:
             if len(german_entries) != len(english_entries):
                 continue
             for german_entry, english_entry in zip(german_entries, english_entries, strict=True):
-                german_text = _clean_ding_text(german_entry)
-                if not german_text.endswith(SENTENCE_ENDINGS):
-                    continue
-                if len(german_text.split()) < MINIMUM_SENTENCE_WORDS:
-                    continue
-                english_text = _clean_ding_text(english_entry)
-                if not english_text:
-                    skipped += 1
-                    continue
-                sources.append(german_text)
-                targets.append(english_text)
+                yield _clean_ding_text(german_entry), _clean_ding_text(english_entry)
+
+
+def parse_ding(path: str | Path) -> SentencePairs:
+    """Reads the example sentences of a Ding dictionary file (`german :: english` lines)."""
+    path = Path(path)
+    sources, targets, skipped = [], [], 0
+    for german_text, english_text in ding_entries(path):
+        if not german_text.endswith(SENTENCE_ENDINGS):
+            continue
+        if len(german_text.split()) < MINIMUM_SENTENCE_WORDS:
+            continue
+        if not english_text:
+            skipped += 1
+            continue
+        sources.append(german_text)
+        targets.append(english_text)
     if not sources:
         raise DataError(f"{path}: no example sentences found")
     return SentencePairs(sources, targets, source=str(path), skipped=skipped)
