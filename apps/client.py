@@ -7,8 +7,16 @@
 
 The inputs are read as the app's own `predict` reads them (texts, a CSV window, image files,
 video files or GIFs), shaped by the input specs the server reports for the signature (its
-model metadata), and the answers are printed as `predict` prints them, as JSON lines. REST
-requests use TF Serving's columnar format (`{"inputs": ...}`, `{"b64": ...}` for `*_bytes`
+model metadata), and the answers are printed as `predict` prints them, as JSON lines (a
+forecast as CSV). A `stream` signature is answered step by step, the client holding the
+recurrent state between requests: a forecasting CSV's rows after the first `lookback` one at a
+time (each forecast row names its `origin`), an activity clip's frames one at a time (each
+answer says how many `frames` it has seen):
+
+    rnn-suite-client forecasting --input recent.csv --signature stream
+    rnn-suite-client activity clip.gif --signature stream
+
+REST requests use TF Serving's columnar format (`{"inputs": ...}`, `{"b64": ...}` for `*_bytes`
 inputs); gRPC requests use tensorflow-serving-api's `PredictionServiceStub`.
 """
 
@@ -223,10 +231,33 @@ def run(args: argparse.Namespace) -> None:
         )
     signature = signatures[args.signature]
     input_file = Path(args.input) if args.input else None
-    request = app.serving.read_inputs(args.inputs, input_file, specs_of(signature.inputs))
-    outputs = client.predict(args.signature, request.inputs, specs_of(signature.outputs))
+    input_specs, output_specs = specs_of(signature.inputs), specs_of(signature.outputs)
+    if "state" in input_specs:
+        rows = run_streams(app, client, args.signature, args.inputs, input_file, input_specs,
+                           output_specs)  # fmt: skip
+    else:
+        request = app.serving.read_inputs(args.inputs, input_file, input_specs)
+        outputs = client.predict(args.signature, request.inputs, output_specs)
+        rows = app.serving.format_outputs(request, outputs)
     output = Path(args.output) if args.output else None
-    app.serving.write_predictions(app.serving.format_outputs(request, outputs), output)
+    app.serving.write_predictions(rows, output)
+
+
+def run_streams(app: App, client: RestClient | GrpcClient, signature: str, inputs: list[str],
+                input_file: Path | None, input_specs: dict[str, tf.TensorSpec],
+                output_specs: dict[str, tf.TensorSpec]) -> list[dict[str, Any]]:  # fmt: skip
+    """Answers a stream signature step by step, the client holding the state: each request
+    carries the `state` the answer before it returned. The rows of every step's answer."""
+    if not hasattr(app.serving, "read_stream"):
+        raise UserError(f"the client cannot stream {app.name} inputs")
+    rows = []
+    for stream in app.serving.read_stream(inputs, input_file, input_specs):
+        state = stream.state
+        for step in stream.steps:
+            outputs = client.predict(signature, {**step.inputs, "state": state}, output_specs)
+            state = outputs["state"]
+            rows += app.serving.format_outputs(step, outputs)
+    return rows
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,7 +38,7 @@ from apps.activity import data
 from apps.activity.config import ActivityConfig, ModelConfig
 from apps.activity.data import ClipAssets
 from apps.activity.model import SMALL_CNN
-from apps.core.app import Batching, Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request, Stream
 from apps.core.errors import UserError
 from apps.core.output import write_json_lines
 from pipelines.errors import check_text_file
@@ -379,10 +379,39 @@ def read_inputs(
     return Request({"frames": frames, "frame_mask": mask}, details={"paths": paths})
 
 
+def read_stream(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> list[Stream]:
+    """Clips as `read_inputs` reads them, each its own stream from zeros, one frame (or sensor
+    step) a request; each answer is for the clip's frames so far (`frames`)."""
+    clips = read_inputs(inputs, input_file, input_specs)
+    name = "series" if "series" in clips.inputs else "frames"
+    values, mask = clips.inputs[name], clips.inputs["frame_mask"]
+    streams = []
+    for index, path in enumerate(clips.details["paths"]):
+        steps = [
+            Request(
+                {
+                    name: values[index : index + 1, position : position + 1],
+                    "frame_mask": np.ones((1, 1), bool),
+                },
+                details={"paths": [path], "frames": position + 1},
+            )
+            for position in range(int(mask[index].sum()))
+        ]
+        state = np.zeros((1, input_specs["state"].shape[1]), np.float32)
+        streams.append(Stream(state=state, steps=steps))
+    return streams
+
+
 def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One row per clip: its path, the label and the top classes; a stream's rows also say
+    how many of the clip's `frames` the answer has seen."""
+    seen = {"frames": request.details["frames"]} if "frames" in request.details else {}
     return [
         {
             "input": path,
+            **seen,
             "label": label,
             "top": [
                 {"label": name, "probability": float(probability)}

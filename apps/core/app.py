@@ -10,7 +10,9 @@ the app and its config, and the shared code calls the functions of its modules:
     serving.py       endpoints(model, config, assets) -> Endpoints; example_request(config);
                      BATCHING (TF Serving's batching parameters for its signatures);
                      read_inputs(inputs, input_file, input_specs) -> Request;
-                     format_outputs(request, outputs) -> rows; write_predictions(rows, output)
+                     format_outputs(request, outputs) -> rows; write_predictions(rows, output);
+                     read_stream(inputs, input_file, input_specs) -> list[Stream] (apps whose
+                     export has a `stream` signature)
     search_space.py  search_space(hp, config) -> config
 
 The modules are imported when first used, so `--help` and config errors answer without
@@ -152,6 +154,16 @@ class Request:
 
     inputs: dict[str, np.ndarray]
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Stream:
+    """One stream of a `stream` signature's requests, read from `predict`'s inputs: the first
+    of `steps` is sent with `state`, each later one with the `state` the answer before it
+    returned. Every step's `details` lets `format_outputs` say where in the stream it stands."""
+
+    state: np.ndarray
+    steps: list[Request]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ Outputs: `forecast` float32 (batch, horizon, targets) and, for quantile models, 
 float32 (batch, horizon, targets, levels), sorted along the levels, and `quantile_levels`
 float32 (batch, levels), the sorted levels (e.g. 0.1, 0.5, 0.9) that name them.
 
-The `streaming` signature serves a stream one observation at a time from a stateless server:
+The `stream` signature serves a stream one observation at a time from a stateless server:
 it takes `observation` float32 (batch, columns), the new step, and `state` float32 (batch,
 lookback, columns), the window the model read at the step before (the client keeps it; the
 first one is the series' last `lookback` steps before the stream), plus `future_covariates`
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from apps.core.app import Batching, Endpoints, Request
+from apps.core.app import Batching, Endpoints, Request, Stream
 from apps.core.errors import UserError
 from apps.forecasting import data
 from apps.forecasting.config import DataConfig, ForecastingConfig
@@ -135,7 +135,7 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
     return Endpoints(
         functions={
             "serving_default": tf.function(serve, input_signature=signature),
-            "streaming": tf.function(
+            "stream": tf.function(
                 step if known_future else step_history, input_signature=stream_signature
             ),
         }
@@ -144,7 +144,7 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
 
 def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
     """Three real windows of the series, the last ending `horizon` steps before its end (so
-    that known future covariates are known for each), and for `streaming` the same windows as
+    that known future covariates are known for each), and for `stream` the same windows as
     the window before each and its last step."""
     series = data.read_series(config)
     lookback, horizon = config.data.lookback, config.data.horizon
@@ -163,17 +163,18 @@ def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
     return request
 
 
-def read_inputs(
-    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
-) -> Request:
-    """The last `lookback` rows of a CSV series; its times and columns name the forecast."""
+def read_series_file(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec], minimum: int
+) -> time_series.TimeSeries:
+    """The CSV series of `--input`, checked against the model's columns, at least `minimum`
+    steps long."""
     if input_file is None or inputs:
         raise UserError("forecasting predict reads one series: --input FILE.csv only")
     if "future_covariates" in input_specs:
         raise UserError(
             "this model needs future covariates; predict from CSV supports history only"
         )
-    _, lookback, columns = input_specs["history"].shape
+    columns = input_specs["state" if "state" in input_specs else "history"].shape[-1]
     series = time_series.load_time_series(str(input_file))
     if len(series.columns) != columns:
         raise DataError(
@@ -181,7 +182,7 @@ def read_inputs(
             f"({listing(series.columns)}), but the model reads {columns} (the training "
             f"columns, targets first, after the time column)"
         )
-    time_series.check_length(series, lookback, "the model's lookback")
+    time_series.check_length(series, minimum, "the model's lookback")
     report = time_series.missing_report(
         series,
         DataConfig.max_missing_fraction,
@@ -189,10 +190,50 @@ def read_inputs(
     )
     if report:
         print(f"note: {report}", file=sys.stderr)
+    return series
+
+
+def read_inputs(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> Request:
+    """The last `lookback` rows of a CSV series; its times and columns name the forecast."""
+    lookback = input_specs["history"].shape[1]
+    series = read_series_file(inputs, input_file, input_specs, lookback)
     return Request(
         {"history": series.values[None, -lookback:, :]},
         details={"columns": list(series.columns), "times": series.times},
     )
+
+
+def read_stream(
+    inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
+) -> list[Stream]:
+    """A CSV series as one stream: its first `lookback` rows are the start `state`, then each
+    later row is one `observation`; each answer is the forecast from that row on (`origin`)."""
+    lookback = input_specs["state"].shape[1]
+    series = read_series_file(inputs, input_file, input_specs, lookback + 1)
+    values = series.values.astype(np.float32)
+    steps = [
+        Request(
+            {"observation": values[None, step]},
+            details={
+                "columns": list(series.columns),
+                "times": series.times[max(0, step - 49) : step + 1],
+                "origin": stamps_text(series.times[max(0, step - 49) : step + 1])[-1],
+            },
+        )
+        for step in range(lookback, len(values))
+    ]
+    return [Stream(state=values[None, :lookback], steps=steps)]
+
+
+def stamps_text(stamps: np.ndarray) -> list[str]:
+    """Time stamps as the forecast rows write them: dates when every one falls on midnight."""
+    if not np.issubdtype(stamps.dtype, np.datetime64):
+        return [str(stamp) for stamp in stamps]
+    index = pd.DatetimeIndex(stamps)
+    daily = all(stamp == stamp.normalize() for stamp in index)
+    return [stamp.strftime("%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S") for stamp in index]
 
 
 def future_times(times: np.ndarray, horizon: int) -> list[str]:
@@ -204,15 +245,14 @@ def future_times(times: np.ndarray, horizon: int) -> list[str]:
             following = pd.date_range(index[-1], periods=horizon + 1, freq=frequency)[1:]
         else:
             following = index[-1] + (index[-1] - index[-2]) * np.arange(1, horizon + 1)
-        daily = all(stamp == stamp.normalize() for stamp in following)
-        return [stamp.strftime("%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S") for stamp in following]
+        return stamps_text(following.to_numpy())
     step = times[-1] - times[-2] if len(times) > 1 else 1
     return [str(times[-1] + step * offset) for offset in range(1, horizon + 1)]
 
 
 def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """One row per forecast step: its time, each target and each target's quantiles, named by
-    their levels (`sunspots_q0.1`)."""
+    their levels (`sunspots_q0.1`); a stream's rows start with the `origin` they follow."""
     forecast = outputs["forecast"][0]  # (horizon, targets)
     horizon, targets = forecast.shape
     names = request.details["columns"][:targets] or [f"target_{index}" for index in range(targets)]
@@ -221,8 +261,9 @@ def format_outputs(request: Request, outputs: dict[str, np.ndarray]) -> list[dic
     else:
         times = [str(step) for step in range(1, horizon + 1)]
     rows = []
+    origin = {"origin": request.details["origin"]} if "origin" in request.details else {}
     for step in range(horizon):
-        row = {"time": times[step]}
+        row = {**origin, "time": times[step]}
         for index, name in enumerate(names):
             row[name] = float(forecast[step, index])
             if "quantiles" in outputs:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import av
+import fake_serving
 import keras
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ import tensorflow as tf
 from command_lines import command_line
 from PIL import Image
 
+from apps import client
 from apps.activity import main, serving
 from apps.activity.app import APP
 from apps.core import training
@@ -358,6 +360,34 @@ def test_predict_prints_the_top_classes_of_gifs_and_videos(trained, capsys, tmp_
         assert abs(sum(probabilities) - 1) < 1e-4
     code = main(["predict", "--model", str(trained["version"]), str(tmp_path / "none.mp4")])
     assert code == 2 and "none.mp4: no such file" in capsys.readouterr().err
+
+
+def test_the_client_streams_clips_frame_by_frame_to_predicts_answer(trained, capsys, tmp_path):
+    frames, _, _ = held_out_clips(2, seed=11)
+    paths = [tmp_path / f"clip-{index}.gif" for index in range(2)]
+    for path, clip in zip(paths, frames, strict=True):
+        path.write_bytes(gif_bytes(clip))
+    arguments = [str(path) for path in paths]
+    assert main(["predict", "--model", str(trained["version"]), *arguments]) == 0
+    whole = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    with fake_serving.serving(trained["version"], "activity", "rest") as server:
+        assert (
+            client.main(["activity", *arguments, "--signature", "stream", "--server", server]) == 0
+        )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["input"], row["frames"]) for row in rows] == [
+        (path, count) for path in arguments for count in range(1, 9)
+    ]
+    for last, expected in zip(rows[7::8], whole, strict=True):  # each clip's 8 frames seen
+        assert last["label"] == expected["label"]
+        assert [entry["label"] for entry in last["top"]] == [
+            entry["label"] for entry in expected["top"]
+        ]
+        np.testing.assert_allclose(
+            [entry["probability"] for entry in last["top"]],
+            [entry["probability"] for entry in expected["top"]],
+            atol=1e-5,
+        )
 
 
 def write_video(path, frames: np.ndarray) -> None:

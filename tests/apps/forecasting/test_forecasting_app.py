@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fake_serving
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 from command_lines import command_line
 
+from apps import client
 from apps.core import training
 from apps.forecasting import main
 from apps.forecasting.app import APP
@@ -169,6 +171,36 @@ def test_predict_from_csv_writes_the_next_steps(trained, tmp_path, capsys):
     assert list(csv.DictReader(from_workdir.open()))[0]["time"] == "2002-07-01"
 
 
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_the_client_streams_a_series_as_predict_answers_each_window(
+    trained, tmp_path, capsys, protocol
+):
+    frame = sine_frame(19, start="2000-01-01")  # lookback 16: the start state and 3 steps
+    series = tmp_path / "recent.csv"
+    frame.to_csv(series, index=False)
+    expected = []
+    for end in (17, 18, 19):  # predict on each window the stream reaches
+        window = tmp_path / f"window-{end}.csv"
+        frame.iloc[end - 16 : end].to_csv(window, index=False)
+        code, out, err = run_cli("predict", "--model", trained["version"], "--input", window,
+                                 capsys=capsys)  # fmt: skip
+        assert code == 0, err
+        expected += [
+            {"origin": frame["month"][end - 1], **row} for row in csv.DictReader(out.splitlines())
+        ]
+    with fake_serving.serving(trained["version"], "forecasting", protocol) as server:
+        arguments = ["forecasting", "--input", str(series), "--signature", "stream",
+                     "--server", server, "--protocol", protocol]  # fmt: skip
+        assert client.main(arguments) == 0
+    streamed = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert len(streamed) == 3 * 4 and streamed[0]["origin"] == "2001-05-01"
+    for row, expected_row in zip(streamed, expected, strict=True):
+        assert row.keys() == expected_row.keys()
+        assert (row["origin"], row["time"]) == (expected_row["origin"], expected_row["time"])
+        for name in ("level", "level_q0.1", "level_q0.9"):
+            assert float(row[name]) == pytest.approx(float(expected_row[name]), abs=1e-3)
+
+
 def test_evaluate_on_a_user_file(trained, tmp_path, capsys):
     workdir = trained["workdir"]
     held_out = json.loads((workdir / "metrics.json").read_text())
@@ -309,7 +341,7 @@ def test_interpolated_cells_are_reported_and_too_many_refused(trained, tmp_path,
     assert "'level' 11.7% (7 of 60), more than 0.05 of a column; fill the gaps in the file" in err
 
 
-# Steps a series through `streaming` in a process that imports only tensorflow: the answer at
+# Steps a series through `stream` in a process that imports only tensorflow: the answer at
 # each step against `serving_default` on the window that ends there.
 STREAMING_SCRIPT = """
 import json, sys
@@ -318,7 +350,7 @@ import tensorflow as tf
 
 model_dir, values = sys.argv[1], np.asarray(json.loads(sys.argv[2]), np.float32)
 loaded = tf.saved_model.load(model_dir)
-stream, serve = loaded.signatures["streaming"], loaded.signatures["serving_default"]
+stream, serve = loaded.signatures["stream"], loaded.signatures["serving_default"]
 state, worst, steps = values[None, :16], 0.0, 0
 for step in range(16, len(values)):
     answer = stream(observation=tf.constant(values[None, step]), state=tf.constant(state))
@@ -331,7 +363,7 @@ print(json.dumps({"worst": worst, "steps": steps, "state": state[0, :, 0].tolist
 """
 
 
-def test_streaming_answers_as_serving_default_step_by_step(trained):
+def test_stream_answers_as_serving_default_step_by_step(trained):
     values = sine_frame(40)["level"].to_numpy()[:, None]
     completed = subprocess.run(
         [
