@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,6 +91,33 @@ def answer_in_fresh_process(
 @pytest.fixture
 def fresh_process_client():
     return answer_in_fresh_process
+
+
+def signatures_shown_by_saved_model_cli(model_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """What `saved_model_cli show --dir MODEL_DIR --all` lists, as {signature: {"inputs":
+    {name: "DT_FLOAT (-1, 16, 1)"}, "outputs": {...}}} (TF Serving's own signatures only)."""
+    command = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run(
+        [str(command), "show", "--dir", str(model_dir), "--all"],
+        capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    if shown.returncode != 0:
+        raise AssertionError(f"saved_model_cli failed:\n{shown.stderr[-3000:]}")
+    signatures: dict[str, dict[str, dict[str, str]]] = {}
+    for block in shown.stdout.split("signature_def['")[1:]:
+        name, body = block.split("']", 1)
+        tensors = re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+"
+                             r"shape: (\([^)]*\)|unknown_rank)", body)  # fmt: skip
+        if not name.startswith("__"):
+            signatures[name] = {"inputs": {}, "outputs": {}}
+            for kind, tensor, dtype, shape in tensors:
+                signatures[name][kind][tensor] = f"{dtype} {shape}"
+    return signatures
+
+
+@pytest.fixture
+def saved_model_cli_signatures():
+    return signatures_shown_by_saved_model_cli
 
 
 # Runs in a new interpreter: one good request (the export's first warm-up record) and, in a

@@ -640,3 +640,28 @@ def test_malformed_stream_requests_are_refused_cleanly_in_one_process(
     assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
     assert outcomes["frames: 8x longer"] == "InvalidArgument", result
     assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_saved_model_cli_lists_the_documented_signatures(trained, saved_model_cli_signatures):
+    width = serving.stream_state_width(APP.make_config("tiny").model)
+    outputs = {
+        "label": "DT_STRING (-1)",
+        "probabilities": "DT_FLOAT (-1, 2)",
+        "top_labels": "DT_STRING (-1, 2)",
+        "top_probabilities": "DT_FLOAT (-1, 2)",
+    }
+    assert saved_model_cli_signatures(trained["version"]) == {
+        "serving_default": {
+            "inputs": {"frames": "DT_UINT8 (-1, -1, -1, -1, 3)", "frame_mask": "DT_BOOL (-1, -1)"},
+            "outputs": outputs,
+        },
+        "gif": {"inputs": {"gif_bytes": "DT_STRING (-1)"}, "outputs": outputs},
+        "stream": {
+            "inputs": {
+                "frames": "DT_UINT8 (-1, -1, -1, -1, 3)",
+                "frame_mask": "DT_BOOL (-1, -1)",
+                "state": f"DT_FLOAT (-1, {width})",
+            },
+            "outputs": {**outputs, "state": f"DT_FLOAT (-1, {width})"},
+        },
+    }

@@ -268,3 +268,13 @@ def test_malformed_requests_are_refused_cleanly_in_one_process(
     assert outcomes["empty batch"] == "answered" and outcomes["256 rows"] == "answered", result
     assert outcomes["image_bytes: not what it should hold"] == "InvalidArgument", result
     assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_saved_model_cli_lists_the_documented_signatures(trained, saved_model_cli_signatures):
+    assert saved_model_cli_signatures(trained["export"]) == {
+        name: {
+            "inputs": {"image_bytes": "DT_STRING (-1)"},
+            "outputs": {"caption": "DT_STRING (-1)", "score": "DT_FLOAT (-1)"},
+        }
+        for name in ("serving_default", "beam_search")
+    }

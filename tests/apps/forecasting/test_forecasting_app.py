@@ -384,3 +384,18 @@ def test_stream_answers_as_serving_default_step_by_step(trained):
     assert answer["steps"] == 24
     assert answer["worst"] < 1e-4, answer
     np.testing.assert_allclose(answer["state"], values[-16:, 0], rtol=1e-6)
+
+
+def test_saved_model_cli_lists_the_documented_signatures(trained, saved_model_cli_signatures):
+    outputs = {
+        "forecast": "DT_FLOAT (-1, 4, 1)",
+        "quantiles": "DT_FLOAT (-1, 4, 1, 3)",
+        "quantile_levels": "DT_FLOAT (-1, 3)",
+    }
+    assert saved_model_cli_signatures(trained["version"]) == {
+        "serving_default": {"inputs": {"history": "DT_FLOAT (-1, 16, 1)"}, "outputs": outputs},
+        "stream": {
+            "inputs": {"observation": "DT_FLOAT (-1, 1)", "state": "DT_FLOAT (-1, 16, 1)"},
+            "outputs": {**outputs, "state": "DT_FLOAT (-1, 16, 1)"},
+        },
+    }

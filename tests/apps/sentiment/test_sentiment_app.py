@@ -299,3 +299,12 @@ def test_malformed_requests_are_refused_cleanly_in_one_process(
     assert result["outcomes"]["empty batch"] == "answered", result
     assert result["outcomes"]["256 rows"] == "answered", result
     assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_saved_model_cli_lists_the_documented_signatures(trained, saved_model_cli_signatures):
+    assert saved_model_cli_signatures(trained["export_root"] / "sentiment" / "2") == {
+        "serving_default": {
+            "inputs": {"text": "DT_STRING (-1)"},
+            "outputs": {"label": "DT_STRING (-1)", "probabilities": "DT_FLOAT (-1, 2)"},
+        }
+    }

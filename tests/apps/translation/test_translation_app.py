@@ -274,3 +274,13 @@ def test_malformed_requests_are_refused_cleanly_in_one_process(
     assert result["outcomes"]["empty batch"] == "answered", result
     assert result["outcomes"]["source: 2 MB values"] == "answered", result  # cut to the limit
     assert set(result["good_rows"].values()) == {3}, result
+
+
+def test_saved_model_cli_lists_the_documented_signatures(trained, saved_model_cli_signatures):
+    assert saved_model_cli_signatures(trained["export"]) == {
+        name: {
+            "inputs": {"source": "DT_STRING (-1)"},
+            "outputs": {"translation": "DT_STRING (-1)", "score": "DT_FLOAT (-1)"},
+        }
+        for name in ("serving_default", "beam_search")
+    }
