@@ -28,13 +28,14 @@ prepare() {
   else
     "$BIN/$command" train --workdir "$workdir" --preset "$preset"
   fi
-  if [[ -f $workdir/metrics.json && $workdir/metrics.json -nt $workdir/model.keras ]]; then
+  # "Not older than the model": file times tick in jiffies, so two quick steps can share one.
+  if [[ -f $workdir/metrics.json && ! $workdir/model.keras -nt $workdir/metrics.json ]]; then
     echo "reusing its metrics in $workdir/metrics.json"
   else
     "$BIN/$command" evaluate --workdir "$workdir"
   fi
   local record=$workdir/$EXPORT_RECORD
-  if [[ -f $record && -d $(cat "$record") && $record -nt $workdir/model.keras ]]; then
+  if [[ -f $record && -d $(cat "$record") && ! $workdir/model.keras -nt $record ]]; then
     echo "reusing its export $(cat "$record")"
   else
     "$BIN/$command" export --workdir "$workdir" | tee "$record.partial"
