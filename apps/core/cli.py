@@ -104,7 +104,7 @@ def run_train(app: App, args: argparse.Namespace) -> None:
     if args.strategy:
         config.training.strategy = args.strategy
     workdir = Path(args.workdir)
-    prepare_workdir(config, workdir, overwrite=args.overwrite)  # refuses before TF loads
+    prepare_workdir(config, workdir, args.overwrite, app.chosen_after_training_fields)  # before TF
     from apps.core import training
 
     training.train(app, config, workdir, overwrite=args.overwrite)

@@ -397,7 +397,7 @@ def train(
     A work dir holding a finished run or a run under another config is refused unless
     `overwrite`, which moves it aside (`prepare_workdir`).
     """
-    prepare_workdir(config, workdir, overwrite)
+    prepare_workdir(config, workdir, overwrite, app.chosen_after_training_fields)
     keras.utils.set_random_seed(config.training.seed)
     strategy = distribution_strategy(config.training.strategy)
     datasets = app.data.load_data(global_batch_config(config, strategy), load_assets(app, workdir))

@@ -41,14 +41,17 @@ def stop_reason(record: dict[str, Any]) -> str:
     return f"ran all {epochs} epochs, {best}"
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list:
-    """The dotted fields whose values differ between two config dicts, with both values."""
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], ignored: tuple[str, ...] = (), prefix: str = ""
+) -> list:
+    """The dotted fields whose values differ between two config dicts, with both values;
+    not the `ignored` ones."""
     differences = []
     for key in sorted(set(saved) | set(current)):
         old, new = saved.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            differences += config_differences(old, new, f"{prefix}{key}.")
-        elif old != new:
+            differences += config_differences(old, new, ignored, f"{prefix}{key}.")
+        elif old != new and f"{prefix}{key}" not in ignored:
             differences.append(f"{prefix}{key} {json.dumps(old)} -> {json.dumps(new)}")
     return differences
 
@@ -65,7 +68,9 @@ def set_aside(workdir: Path) -> Path:
     return target
 
 
-def prepare_workdir(config: Any, workdir: Path, overwrite: bool = False) -> None:
+def prepare_workdir(
+    config: Any, workdir: Path, overwrite: bool = False, chosen_fields: tuple[str, ...] = ()
+) -> None:
     """Makes `workdir` ready for `config`: fresh, resumed, or refused.
 
     A work dir holds a run once it has a published model or a crash backup. A finished run
@@ -73,7 +78,9 @@ def prepare_workdir(config: Any, workdir: Path, overwrite: bool = False) -> None
     resumed: both refuse with a `UserError` naming `--overwrite`; with `overwrite` the old work
     dir is renamed to `<workdir>.old-<time>` instead. An interrupted run under the same config
     resumes (with or without `overwrite`: it ends as a fresh run would). Anything else (a run
-    that failed before its first epoch) is cleared.
+    that failed before its first epoch) is cleared. `chosen_fields` (dotted config paths)
+    are the ones training chooses once it ends (`App.chosen_after_training_fields`): a
+    finished run's values of them are its results, not a config of its own.
     """
     workdir = workdir.resolve()
     config_file = workdir / CONFIG_FILE
@@ -85,7 +92,8 @@ def prepare_workdir(config: Any, workdir: Path, overwrite: bool = False) -> None
     differences = []
     if finished or interrupted:
         saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
-        differences = config_differences(saved, json.loads(json.dumps(config_lib.to_dict(config))))
+        current = json.loads(json.dumps(config_lib.to_dict(config)))
+        differences = config_differences(saved, current, chosen_fields)
     if (finished or differences) and overwrite:
         print(f"moved the earlier run in {workdir} to {set_aside(workdir)}")
     elif finished or differences:

@@ -19,6 +19,13 @@ class TranslationApp(App[TranslationConfig]):
     presets = config.PRESETS
     monitor = "val_bleu"
     monitor_mode = "max"
+    chosen_after_training_fields = (
+        "decoding.beam_width",
+        "decoding.length_penalty",
+        "decoding.no_repeat_ngram_size",
+        "decoding.serving_beam_width",
+        "decoding.chosen",
+    )
 
     def choose_after_training(self, model, config, datasets):
         return self.evaluation.choose_decoding(model, config, datasets)

@@ -18,6 +18,8 @@ from command_lines import command_line
 from apps.core import cli, training
 from apps.core import config as config_lib
 from apps.sentiment.app import APP as SENTIMENT
+from apps.translation import main as translation_main
+from apps.translation.app import APP as TRANSLATION
 
 
 def run(arguments, capsys):
@@ -133,6 +135,26 @@ def test_a_finished_run_is_refused_without_loading_tensorflow(tmp_path):
     assert completed.stderr.startswith(
         f"error: {workdir} holds a finished run (stopped early at epoch 4, best epoch 2)"
     )
+
+
+def test_settings_chosen_after_training_are_not_another_config(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "model.keras").write_bytes(b"")
+    record = {"finished": True, "epochs_run": 5, "epoch": 5, "stop": "epochs"}
+    (workdir / "model.json").write_text(json.dumps(record))
+    trained = TRANSLATION.presets["small"]()
+    trained.decoding.beam_width, trained.decoding.serving_beam_width = 2, 2
+    trained.decoding.chosen = "on 150 validation pairs, ..."
+    config_lib.save(trained, workdir / "config.json")
+    rerun = command_line("train --preset small", workdir=workdir)
+    assert translation_main(rerun) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {workdir} holds a finished run (ran all 5 epochs, best epoch 5)")
+    assert translation_main([*rerun, "--set", "training.epochs=6"]) == 2
+    err = capsys.readouterr().err
+    assert "finished run with another config (training.epochs 5 -> 6)" in err
+    assert "decoding" not in err
 
 
 def test_an_empty_input_file_is_refused(tmp_path, capsys):
