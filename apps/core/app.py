@@ -267,8 +267,8 @@ class App(Generic[ConfigT]):
     # compiled model or one that `evaluation.validation_callbacks` adds.
     monitor: ClassVar[str] = "val_loss"
     monitor_mode: ClassVar[str] = "min"
-    # The dotted config fields `choose_after_training` sets (a rerun of a finished run does
-    # not count them as another config).
+    # The dotted config fields `choose_after_training` sets; training calls it only when there
+    # are some, and a rerun of a finished run does not count them as another config.
     chosen_after_training_fields: ClassVar[tuple[str, ...]] = ()
 
     def _module(self, name: str) -> Any:
@@ -316,8 +316,8 @@ class App(Generic[ConfigT]):
     ) -> ConfigT:
         """The config with settings chosen on the validation split once training has ended
         (`model` is the best checkpoint), e.g. translation's decoding; training writes it into
-        the work dir's config, which `evaluate` and `export` read. Nothing by default; the
-        fields it sets are listed in `chosen_after_training_fields`."""
+        the work dir's config, which `evaluate` and `export` read. Called only for an app that
+        lists the fields it sets in `chosen_after_training_fields`."""
         return config
 
     def add_commands(self, commands: argparse._SubParsersAction) -> None:

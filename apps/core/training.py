@@ -427,10 +427,11 @@ def train(
     ]
     record = record_finished(workdir, stopping, history)
     print(f"{stop_reason(record)} ({app.monitor} {record[app.monitor]:.6g})")
-    best_model = keras.saving.load_model(workdir / MODEL_FILE)
-    chosen = app.choose_after_training(best_model, config, datasets)
-    if chosen != config:
-        config_lib.save(chosen, workdir / CONFIG_FILE)
+    if app.chosen_after_training_fields:
+        best_model = keras.saving.load_model(workdir / MODEL_FILE)
+        chosen = app.choose_after_training(best_model, config, datasets)
+        if chosen != config:
+            config_lib.save(chosen, workdir / CONFIG_FILE)
     plots.training_curves(workdir / HISTORY_FILE, workdir / "training-curves.png")
     return model, datasets
 
