@@ -6,13 +6,17 @@ Video exports:
     gif              `gif_bytes` tf.string [batch]: animated GIFs, decoded in the graph
 Sensor exports:
     serving_default  `series` float32 [batch, time, channels] and `frame_mask` bool [batch, time]
-Unidirectional encoders pooled by last/mean/max (`model.bidirectional=false`), video or sensor:
+Recurrent encoders over the small CNN's frame features, and unidirectional sensor models:
     stream           the new `frames` (or `series` steps) and their `frame_mask`, as above,
-                     and `state` float32 [batch, stream_state_width(config.model)], zeros
-                     to start a clip; every frame sent is used (no sampling)
+                     and `state` float32 [batch, *stream_state_shape(...)], zeros to start a
+                     clip; every frame sent is used (no sampling). A unidirectional encoder
+                     pooled by last/mean/max carries its own recurrent state (the answer is
+                     for the clip so far); any other (bidirectional, attention pooling)
+                     carries the frame features of the last `frames` frames and reruns the
+                     encoder on them (the answer is for those frames), see `stream_mode`
 Outputs: `label` tf.string [batch], `probabilities` float32 [batch, classes], and the best
 classes `top_labels` tf.string / `top_probabilities` float32 [batch, min(3, classes)]; `stream`
-also returns the new `state`, for the clip so far, to send with the next frames.
+also returns the new `state`, to send with the next frames.
 
 In the graph, as training read its clips: the real frames are taken in order, `frames` of
 them sampled uniformly (the middle frame of each of `frames` equal segments; a shorter clip
@@ -20,7 +24,7 @@ keeps all of its frames and is masked), resized (bilinear, antialiased) to the t
 when they differ and, for a model trained on grayscale clips, converted from RGB to gray.
 A clip with no real frame (zero frames, or an all-false mask), a GIF that is not a GIF, a
 mask whose shape is not the frames' [batch, time], a sensor series with another channel
-count or NaN, or a `state` with another row count or NaN stops the request with an
+count or NaN, or a `state` of another shape or with NaN stops the request with an
 InvalidArgument error that says so; an empty batch gives empty outputs.
 """
 
@@ -151,11 +155,28 @@ def prepare_series(series: tf.Tensor, frame_mask: tf.Tensor, assets: ClipAssets)
     return {"series": series, "frame_mask": mask}
 
 
-def streams(model: ModelConfig, kind: str) -> bool:
-    """Whether the export has the `stream` signature: a unidirectional recurrent encoder over
-    per-frame features (the small CNN's, or sensor steps), pooled by last, mean or max."""
-    per_frame = kind == "sensor" or (model.backbone == SMALL_CNN and model.temporal == "recurrent")
-    return per_frame and not model.bidirectional and set(model.pooling) <= set(STREAM_POOLING)
+def stream_mode(model: ModelConfig, kind: str) -> str | None:
+    """How the export's `stream` signature carries a clip from one request to the next:
+    "recurrent" (the encoder's own state: a unidirectional encoder pooled by last, mean or
+    max, over the small CNN's frame features or sensor steps), "window" (the small CNN's
+    features of the last `frames` frames, the encoder and pooling rerun on them: any other
+    recurrent video model, bidirectional or attention-pooled), or None (no `stream`: ConvLSTM,
+    keras.applications backbones, other sensor models)."""
+    recurrent = kind == "sensor" or (model.backbone == SMALL_CNN and model.temporal == "recurrent")
+    if recurrent and not model.bidirectional and set(model.pooling) <= set(STREAM_POOLING):
+        return "recurrent"
+    if recurrent and kind == "video":
+        return "window"
+    return None
+
+
+def stream_state_shape(model: ModelConfig, kind: str, frames: int) -> list[int]:
+    """The `stream` signature's `state` shape after the batch, for clips of `frames` frames:
+    `[stream_state_width(model)]` for a "recurrent" stream, `[frames, frame_features + 1]` for
+    a "window" one (each held frame's features, then 1.0 where a slot holds a frame)."""
+    if stream_mode(model, kind) == "window":
+        return [frames, model.frame_features + 1]
+    return [stream_state_width(model)]
 
 
 def stream_state_width(model: ModelConfig) -> int:
@@ -222,10 +243,40 @@ def stream_update(
     return tf.concat(vectors, axis=1), tf.cast(new_state, tf.float32)
 
 
-def check_state(state: tf.Tensor, inputs: tf.Tensor) -> list[tf.Tensor]:
+def window_update(features: tf.Tensor, frame_mask: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """The `window` state (see `stream_state_shape`) moved on by new frame features (batch,
+    time, features): each real frame drops the oldest slot and takes the newest."""
+
+    def step(window, frame):
+        features, valid = frame  # (batch, features), (batch, 1)
+        held = tf.concat([features, tf.ones_like(features[:, :1])], axis=1)[:, None]
+        return tf.where(valid[:, :, None], tf.concat([window[:, 1:], held], axis=1), window)
+
+    frames = (
+        tf.transpose(tf.cast(features, tf.float32), [1, 0, 2]),  # (time, batch, features)
+        tf.transpose(frame_mask)[:, :, None],  # (time, batch, 1)
+    )
+    return tf.foldl(step, frames, initializer=window)
+
+
+def window_pooled(model: keras.Model, window: tf.Tensor) -> tf.Tensor:
+    """The model's encoder and pooling over the frames a `window` state holds, real frames
+    first as `serving_default` gives them."""
+    held = window[:, :, -1] > 0.5  # (batch, frames)
+    order = real_frames_first(held)
+    features = tf.gather(window[:, :, :-1], order, batch_dims=1)
+    mask = tf.gather(held, order, batch_dims=1)
+    sequences = model.get_layer("encoder")(features, mask=mask, training=False)
+    return model.get_layer("pooling")(sequences, mask=mask)
+
+
+def check_state(state: tf.Tensor, inputs: tf.Tensor, shape: list[int]) -> list[tf.Tensor]:
     return [
         tf.debugging.assert_equal(
             tf.shape(state)[0], tf.shape(inputs)[0], message="state must have one row per clip"
+        ),
+        tf.debugging.assert_equal(
+            tf.shape(state)[1:], shape, message=f"state must have shape [batch, {shape}]"
         ),
         tf.debugging.assert_all_finite(state, "state holds NaN or infinity"),
     ]
@@ -247,13 +298,20 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
     def classify(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return answer(model(inputs, training=False))
 
+    mode = stream_mode(config.model, assets.kind)
+    state_shape = stream_state_shape(config.model, assets.kind, assets.frames)
+
     def stream(features: tf.Tensor, frame_mask: tf.Tensor, state: tf.Tensor):
-        pooled, new_state = stream_update(model, features, frame_mask, state)
+        if mode == "window":
+            new_state = window_update(features, frame_mask, state)
+            pooled = window_pooled(model, new_state)
+        else:
+            pooled, new_state = stream_update(model, features, frame_mask, state)
         logits = model.get_layer("classifier")(pooled)
         return {**answer(model.get_layer("probabilities")(logits)), "state": new_state}
 
     mask_spec = tf.TensorSpec([None, None], tf.bool, name="frame_mask")
-    state_spec = tf.TensorSpec([None, stream_state_width(config.model)], tf.float32, name="state")
+    state_spec = tf.TensorSpec([None, *state_shape], tf.float32, name="state")
     if assets.kind == "sensor":
         series_spec = tf.TensorSpec([None, None, assets.channels], tf.float32, name="series")
 
@@ -263,8 +321,9 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
 
         @tf.function(input_signature=[series_spec, mask_spec, state_spec])
         def stream_series(series, frame_mask, state):
-            with tf.control_dependencies(check_state(state, series)):
+            with tf.control_dependencies(check_state(state, series, state_shape)):
                 inputs = prepare_series(series, frame_mask, assets)
+                state = tf.identity(state)  # read only once checked
             features = model.get_layer("channel_normalization")(inputs["series"])
             return stream(features, inputs["frame_mask"], state)
 
@@ -279,9 +338,10 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
 
         @tf.function(input_signature=[frames_spec, mask_spec, state_spec])
         def stream_frames(frames, frame_mask, state):
-            checks = [check_frames(frames, frame_mask), *check_state(state, frames)]
+            checks = [check_frames(frames, frame_mask), *check_state(state, frames, state_shape)]
             with tf.control_dependencies(checks):
                 images = convert_frames(frames, assets)
+                state = tf.identity(state)  # read only once checked
             scaled = model.get_layer("scale")(images)
             features = model.get_layer("frame_cnn")(scaled, training=False)
             return stream(features, frame_mask, state)
@@ -311,7 +371,7 @@ def endpoints(model: keras.Model, config: ActivityConfig, assets: ClipAssets) ->
 
         functions = {"serving_default": serve_frames, "gif": serve_gif}
         stream_function = stream_frames
-    if streams(config.model, assets.kind):
+    if mode is not None:
         functions["stream"] = stream_function
     return Endpoints(functions=functions)
 
@@ -321,9 +381,10 @@ def example_request(config: ActivityConfig) -> dict[str, np.ndarray]:
     of the configured size, also as GIF bytes for the `gif` signature), and the `stream`
     signature's start state (zeros) for them."""
     kind = data.source_kind(config.data)
-    state = {"state": np.zeros((3, stream_state_width(config.model)), np.float32)}
-    if not streams(config.model, kind):
-        state = {}
+    state = {}
+    if stream_mode(config.model, kind) is not None:
+        shape = stream_state_shape(config.model, kind, config.data.frames)
+        state = {"state": np.zeros((3, *shape), np.float32)}
     if kind == "sensor":
         clips = read_sensor_clips(
             config.data.source,
@@ -383,7 +444,7 @@ def read_stream(
     inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
 ) -> list[Stream]:
     """Clips as `read_inputs` reads them, each its own stream from zeros, one frame (or sensor
-    step) a request; each answer is for the clip's frames so far (`frames`)."""
+    step) a request; each answer says how many of the clip's `frames` it has seen."""
     clips = read_inputs(inputs, input_file, input_specs)
     name = "series" if "series" in clips.inputs else "frames"
     values, mask = clips.inputs[name], clips.inputs["frame_mask"]
@@ -399,7 +460,7 @@ def read_stream(
             )
             for position in range(int(mask[index].sum()))
         ]
-        state = np.zeros((1, input_specs["state"].shape[1]), np.float32)
+        state = np.zeros((1, *input_specs["state"].shape[1:]), np.float32)
         streams.append(Stream(state=state, steps=steps))
     return streams
 

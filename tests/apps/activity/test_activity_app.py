@@ -24,6 +24,8 @@ from PIL import Image
 from apps import client
 from apps.activity import main, serving
 from apps.activity.app import APP
+from apps.activity.data import ClipAssets
+from apps.activity.model import build_model
 from apps.core import training
 from layers.cudnn import cudnn_problems
 from pipelines.sources.moving_digits import ClipSettings, load_moving_digits
@@ -278,6 +280,7 @@ def test_bad_stream_requests_are_invalid_argument_errors_and_the_next_is_answere
     cases = [
         ({"frame_mask": np.zeros_like(mask)}, "at least one real frame"),
         ({"state": state[:1]}, "state must have one row per clip"),
+        ({"state": state[:, :-1]}, "state must have shape"),
         ({"state": np.full_like(state, np.nan)}, "state holds NaN"),
         ({"frame_mask": mask[:, :3]}, "frame_mask must have the"),
     ]
@@ -289,22 +292,60 @@ def test_bad_stream_requests_are_invalid_argument_errors_and_the_next_is_answere
         assert answer["state"].shape == (2, width)
 
 
-def test_only_unidirectional_encoders_pooled_by_last_mean_or_max_stream():
+def test_unidirectional_encoders_stream_their_state_and_other_video_models_a_window():
     model = dataclasses.replace(APP.make_config("base").model, bidirectional=False)
-    assert not serving.streams(APP.make_config("base").model, "video")
-    assert serving.streams(model, "video") and serving.streams(model, "sensor")
-    cases = [
-        {"bidirectional": True},
-        {"pooling": ("attention",)},
-        {"temporal": "conv-lstm"},
-        {"backbone": "MobileNetV3Small"},
-    ]
-    for change in cases:
+    assert (
+        serving.stream_mode(model, "video") == serving.stream_mode(model, "sensor") == "recurrent"
+    )
+    for change in [{"bidirectional": True}, {"pooling": ("attention",)}]:
         changed = dataclasses.replace(model, **change)
-        assert not serving.streams(changed, "video"), change
-    assert serving.streams(dataclasses.replace(model, temporal="conv-lstm"), "sensor")
+        assert serving.stream_mode(changed, "video") == "window", change
+        assert serving.stream_mode(changed, "sensor") is None, change
+    for change in [{"temporal": "conv-lstm"}, {"backbone": "MobileNetV3Small"}]:
+        assert serving.stream_mode(dataclasses.replace(model, **change), "video") is None, change
+    assert serving.stream_mode(dataclasses.replace(model, temporal="conv-lstm"), "sensor")
     lstm = dataclasses.replace(model, cell="lstm", num_layers=2, units=8, pooling=("max", "last"))
     assert serving.stream_state_width(lstm) == 2 * 2 * 8 + 2 * 8 + 1
+    assert serving.stream_state_shape(lstm, "video", 16) == [2 * 2 * 8 + 2 * 8 + 1]
+    bidirectional = dataclasses.replace(model, bidirectional=True)
+    assert serving.stream_state_shape(bidirectional, "video", 16) == [16, model.frame_features + 1]
+
+
+def test_a_window_stream_answers_as_serving_default_on_the_last_frames():
+    config = APP.make_config("tiny")
+    config.model = dataclasses.replace(
+        config.model, bidirectional=True, pooling=("attention", "max")
+    )
+    assets = ClipAssets(
+        kind="video", label_names=["moving left", "moving right"], frames=8, height=32, width=32,
+        channels=1,
+    )  # fmt: skip
+    functions = serving.endpoints(build_model(config, assets), config, assets).functions
+    serve, stream = functions["serving_default"], functions["stream"]
+    frames, mask, _ = held_out_clips(3)
+    longer = np.concatenate([held_out_clips(3, seed=9)[0][:, :3], frames], axis=1)  # 11 frames
+    state = tf.zeros((3, 8, config.model.frame_features + 1))
+    answers = []
+    for time in range(11):
+        answer = stream(
+            frames=tf.constant(longer[:, time : time + 1]), frame_mask=tf.ones((3, 1), tf.bool),
+            state=state,
+        )  # fmt: skip
+        state = answer["state"]
+        answers.append(answer["probabilities"].numpy())
+    # After 3 frames: serving_default on those 3; after 11: on the last 8, the held-out clips.
+    first = serve(frames=tf.constant(longer[:, :3]), frame_mask=tf.ones((3, 3), tf.bool))
+    np.testing.assert_allclose(answers[2], first["probabilities"], atol=1e-5)
+    whole = serve(frames=tf.constant(frames), frame_mask=tf.constant(mask))
+    np.testing.assert_allclose(answers[-1], whole["probabilities"], atol=1e-5)
+    assert np.abs(answers[2] - answers[-1]).max() > 1e-3  # the answers follow the frames
+    # Chunks with padding frames give the same window.
+    padded = np.concatenate([np.zeros_like(longer[:, :2]), longer[:, 3:]], axis=1)
+    chunked = stream(
+        frames=tf.constant(padded), frame_mask=tf.constant([[False] * 2 + [True] * 8] * 3),
+        state=tf.zeros((3, 8, config.model.frame_features + 1)),
+    )  # fmt: skip
+    np.testing.assert_allclose(chunked["state"], state, atol=1e-6)
 
 
 def test_frames_of_another_size_are_resized(exported):
