@@ -276,7 +276,9 @@ def check_state(state: tf.Tensor, inputs: tf.Tensor, shape: list[int]) -> list[t
             tf.shape(state)[0], tf.shape(inputs)[0], message="state must have one row per clip"
         ),
         tf.debugging.assert_equal(
-            tf.shape(state)[1:], shape, message=f"state must have shape [batch, {shape}]"
+            tf.shape(state)[1:],
+            shape,
+            message=f"state must have shape [batch, {', '.join(map(str, shape))}]",
         ),
         tf.debugging.assert_all_finite(state, "state holds NaN or infinity"),
     ]
