@@ -106,7 +106,7 @@ def base() -> ActivityConfig:
     config = ActivityConfig()
     config.evaluation = EvaluationConfig(baseline_epochs=2)
     config.training = TrainingConfig(
-        epochs=6,
+        epochs=12,
         batch_size=32,
         learning_rate=2e-3,
         weight_decay=1e-4,
