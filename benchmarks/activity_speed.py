@@ -15,6 +15,16 @@ moving-digits training clips, in one process:
     and sizes) in `keras.layers.TimeDistributed`, two stacked GRU layers of the app's width
     (masked), dropout and softmax, trained with `model.fit` on float32 NumPy frames in [0, 1];
     no caching, no XLA; timed first and last, its mean compared.
+- with a frozen backbone (`--backbone`, default MobileNetV3Small, random weights: the same
+  arithmetic as ImageNet's, no download), side by side in the same process:
+  - `app, frozen backbone (feature cache)`: `model.backbone_training=frozen`, trained on the
+    backbone features `data.encoded_features` computes once (the app's feature cache), whose
+    pass is timed too;
+  - `reference, frozen backbone`: keras.io `video_classification` itself: the frozen
+    backbone (global average pooled) in `TimeDistributed` run on the NumPy frames at every
+    step, two stacked GRU layers, dropout, softmax;
+  and the ratio over `--epochs` epochs of the preset's training clips with the cache pass
+  counted (the reference has none).
 - decoding throughput (clips/s): `--videos` MP4 files the benchmark writes with PyAV (moving
   digits clips of `--video-frames` frames at `--video-scale` x the clip size, in class
   folders), read by `pipelines.video.read_video_folder` as the app's folder reader calls it
@@ -55,6 +65,8 @@ from pipelines.video import read_video_folder, write_mp4
 
 SECTION_BEGIN = "<!-- activity_speed:begin -->"
 SECTION_END = "<!-- activity_speed:end -->"
+FROZEN_APP = "app, frozen backbone (feature cache)"
+FROZEN_REFERENCE = "reference, frozen backbone"
 
 TIMER = textwrap.dedent(
     """
@@ -175,6 +187,81 @@ def training_throughput(config, clips, assets, warmup: int, steps: int) -> tuple
     return {"clips_per_second": results, "runs": runs, "parameters": parameters}, app
 
 
+def frozen_backbone_config(config, backbone: str):
+    changed = copy.deepcopy(config)
+    changed.model.backbone = backbone
+    changed.model.backbone_training = "frozen"
+    changed.model.backbone_weights = None
+    return changed
+
+
+def frozen_backbone_reference(config, assets) -> keras.Model:
+    """keras.io `video_classification`: a frozen keras.applications backbone, global average
+    pooled, on every frame at every step, two stacked masked GRU layers, dropout, softmax."""
+    model = config.model
+    frames = keras.Input((assets.frames, assets.height, assets.width, assets.channels))
+    mask = keras.Input((assets.frames,), dtype="bool")
+    backbone = getattr(keras.applications, model.backbone)(
+        include_top=False, weights=None, input_shape=(assets.height, assets.width, 3),
+        pooling="avg",
+    )  # fmt: skip
+    backbone.trainable = False
+    rgb = keras.layers.Concatenate()([frames] * (3 // assets.channels))
+    features = keras.layers.TimeDistributed(backbone)(rgb)
+    hidden = keras.layers.GRU(model.units, return_sequences=True)(features, mask=mask)
+    hidden = keras.layers.GRU(model.units)(hidden, mask=mask)
+    hidden = keras.layers.Dropout(model.dropout)(hidden)
+    outputs = keras.layers.Dense(len(assets.label_names), activation="softmax")(hidden)
+    reference = keras.Model([frames, mask], outputs)
+    reference.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return reference
+
+
+def frozen_backbone_throughput(config, clips, assets, warmup: int, steps: int) -> dict:
+    """Clips/s of the app trained on its feature cache and of the keras.io reference running
+    the frozen backbone every step (timed first and last), and the cache pass's clips/s."""
+    batch_size = config.training.batch_size
+    subset = data_lib.take(clips, np.arange((warmup + steps) * batch_size))
+    frames = subset.frames.astype(np.float32)
+    mask = data_lib.frame_mask(subset)
+    runs, parameters = {}, {}
+    for name in (FROZEN_REFERENCE, FROZEN_APP, FROZEN_APP, FROZEN_REFERENCE):
+        keras.utils.set_random_seed(0)
+        timer = StepTimes()
+        if name.startswith("reference"):
+            model = frozen_backbone_reference(config, assets)
+            model.fit(
+                [frames, mask], subset.labels, batch_size=batch_size, epochs=1, shuffle=True,
+                callbacks=[timer], verbose=0,
+            )  # fmt: skip
+        else:
+            model = training.build_model(APP, config, assets)
+            started = time.perf_counter()
+            features = data_lib.encoded_features(model.frame_encoder, subset)
+            runs.setdefault("feature cache pass", []).append(
+                len(subset) / (time.perf_counter() - started)
+            )
+            dataset = data_lib.clip_dataset(subset, "video", batch_size, 0, features)
+            model.fit(dataset, epochs=1, callbacks=[timer], verbose=0)
+        runs.setdefault(name, []).append(clips_per_second(timer.times, warmup, batch_size))
+        parameters[name] = model.count_params()
+        print(f"{name}: {runs[name][-1]:.1f} clips/s", flush=True)
+    results = {name: float(np.mean(values)) for name, values in runs.items()}
+    return {
+        "backbone": config.model.backbone,
+        "clips_per_second": results,
+        "runs": runs,
+        "parameters": parameters,
+    }
+
+
+def with_cache_pass(frozen: dict, epochs: int) -> float:
+    """The app's speed-up over the reference for `epochs` epochs, its cache pass included."""
+    speed = frozen["clips_per_second"]
+    app_seconds = 1 / speed["feature cache pass"] + epochs / speed[FROZEN_APP]
+    return (epochs / speed[FROZEN_REFERENCE]) / app_seconds
+
+
 def write_videos(folder: Path, clips, count: int, frames: int, scale: int) -> None:
     """`count` MP4 files (mpeg4) of `frames` frames each, in one folder per class."""
     for index in range(count):
@@ -252,6 +339,28 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {name} | {value:.1f} | {value / speed['reference']:.2f} | {parameters[name]:,} |"
         )
+    frozen = results["frozen_backbone"]
+    frozen_speed = frozen["clips_per_second"]
+    lines += [
+        "",
+        f"With a frozen {frozen['backbone']} (random weights, the same arithmetic as "
+        "ImageNet's), the keras.io recipe's own setting:",
+        "",
+        "| training, frozen backbone | clips/s | x reference | parameters |",
+        "|---|---|---|---|",
+    ]
+    for name in (FROZEN_REFERENCE, FROZEN_APP):
+        lines.append(
+            f"| {name} | {frozen_speed[name]:.1f} | "
+            f"{frozen_speed[name] / frozen_speed[FROZEN_REFERENCE]:.2f} | "
+            f"{frozen['parameters'][name]:,} |"
+        )
+    lines += [
+        "",
+        f"The feature cache pass: {frozen_speed['feature cache pass']:.1f} clips/s; counted "
+        f"in, {results['epochs']} epochs of the app run "
+        f"{with_cache_pass(frozen, results['epochs']):.2f}x the reference's speed.",
+    ]
     lines += [
         "",
         f"Decoding {decoding['videos']} MP4 files of {decoding['video_frames']} frames at "
@@ -285,6 +394,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--backbone", default="MobileNetV3Small")
     parser.add_argument("--videos", type=int, default=128)
     parser.add_argument("--video-frames", type=int, default=48)
     parser.add_argument("--video-scale", type=int, default=2)
@@ -300,6 +410,10 @@ def main() -> None:
     training_results, app = training_throughput(
         config, clips, assets, arguments.warmup, arguments.steps
     )
+    frozen = frozen_backbone_throughput(
+        frozen_backbone_config(config, arguments.backbone), clips, assets,
+        arguments.warmup, arguments.steps,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="activity-speed-") as scratch:
         decoding = decoding_throughput(config, clips, arguments, Path(scratch))
         print(f"decoding: {json.dumps(decoding)}", flush=True)
@@ -313,6 +427,8 @@ def main() -> None:
         "warmup": arguments.warmup,
         "steps": arguments.steps,
         "training": training_results,
+        "frozen_backbone": frozen,
+        "epochs": config.training.epochs,
         "decoding": decoding,
         "serving": serving,
         "serving_calls": arguments.calls,
