@@ -114,13 +114,14 @@ def clips_per_second(times: list[float], warmup: int, batch_size: int) -> float:
     return steps * batch_size / (times[-1] - times[warmup - 1])
 
 
-def reference_model(config, assets) -> keras.Model:
-    """keras.io `video_classification` style at the app's size: the same per-frame CNN in
-    TimeDistributed, two stacked masked GRU layers, dropout, softmax."""
+def reference_model(config, assets, frame_layer: keras.Layer | None = None) -> keras.Model:
+    """keras.io `video_classification` style at the app's size: `frame_layer` (default the
+    app's per-frame CNN) in TimeDistributed, two stacked masked GRU layers, dropout, softmax."""
     model = config.model
     frames = keras.Input((assets.frames, assets.height, assets.width, assets.channels))
     mask = keras.Input((assets.frames,), dtype="bool")
-    features = keras.layers.TimeDistributed(model_lib.frame_cnn(model, assets))(frames)
+    frame_layer = frame_layer or model_lib.frame_cnn(model, assets)
+    features = keras.layers.TimeDistributed(frame_layer)(frames)
     hidden = keras.layers.GRU(model.units, return_sequences=True)(features, mask=mask)
     hidden = keras.layers.GRU(model.units)(hidden, mask=mask)
     hidden = keras.layers.Dropout(model.dropout)(hidden)
@@ -198,23 +199,14 @@ def frozen_backbone_config(config, backbone: str):
 def frozen_backbone_reference(config, assets) -> keras.Model:
     """keras.io `video_classification`: a frozen keras.applications backbone, global average
     pooled, on every frame at every step, two stacked masked GRU layers, dropout, softmax."""
-    model = config.model
-    frames = keras.Input((assets.frames, assets.height, assets.width, assets.channels))
-    mask = keras.Input((assets.frames,), dtype="bool")
-    backbone = getattr(keras.applications, model.backbone)(
+    backbone = getattr(keras.applications, config.model.backbone)(
         include_top=False, weights=None, input_shape=(assets.height, assets.width, 3),
         pooling="avg",
     )  # fmt: skip
     backbone.trainable = False
-    rgb = keras.layers.Concatenate()([frames] * (3 // assets.channels))
-    features = keras.layers.TimeDistributed(backbone)(rgb)
-    hidden = keras.layers.GRU(model.units, return_sequences=True)(features, mask=mask)
-    hidden = keras.layers.GRU(model.units)(hidden, mask=mask)
-    hidden = keras.layers.Dropout(model.dropout)(hidden)
-    outputs = keras.layers.Dense(len(assets.label_names), activation="softmax")(hidden)
-    reference = keras.Model([frames, mask], outputs)
-    reference.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return reference
+    frame = keras.Input((assets.height, assets.width, assets.channels))
+    rgb = keras.layers.Concatenate()([frame] * (3 // assets.channels))
+    return reference_model(config, assets, keras.Model(frame, backbone(rgb)))
 
 
 def frozen_backbone_throughput(config, clips, assets, warmup: int, steps: int) -> dict:
