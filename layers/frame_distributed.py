@@ -11,9 +11,10 @@ class FrameDistributed(keras.layers.Wrapper):
     The input `(batch, time, *step_shape)` is reshaped to `(batch * time, *step_shape)`, the
     layer runs once on that batch, and its output is reshaped back to `(batch, time,
     *output_step_shape)`. The same answer as `keras.layers.TimeDistributed`, which maps the
-    layer over the steps with `vectorized_map`: on 2 CPU cores that ran a small convolutional
-    frame encoder's training step 2x slower, and it traces a deep backbone (MobileNetV3)
-    step by step for minutes. The step shape must be known; `time` may be None. A mask passes
+    layer over the steps with `vectorized_map` and traces a deep backbone (MobileNetV3)
+    step by step for minutes, where this takes seconds. For a small CNN neither is
+    consistently faster: in locked runs of `benchmarks/activity_speed.py` TimeDistributed's
+    training step ran at 1.04x-1.27x this one's, in one unlocked timing at 0.5x. The step shape must be known; `time` may be None. A mask passes
     through unchanged (the layer also runs on masked steps). The wrapped layer keeps its own
     dtype policy.
 
