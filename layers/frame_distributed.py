@@ -14,9 +14,9 @@ class FrameDistributed(keras.layers.Wrapper):
     layer over the steps with `vectorized_map` and traces a deep backbone (MobileNetV3)
     step by step for minutes, where this takes seconds. For a small CNN neither is
     consistently faster: in locked runs of `benchmarks/activity_speed.py` TimeDistributed's
-    training step ran at 1.04x-1.27x this one's, in one unlocked timing at 0.5x. The step shape must be known; `time` may be None. A mask passes
-    through unchanged (the layer also runs on masked steps). The wrapped layer keeps its own
-    dtype policy.
+    training step ran at 1.04x-1.27x this one's, in one unlocked timing at 0.5x. The step
+    shape must be known; `time` may be None. A mask passes through unchanged (the layer also
+    runs on masked steps). The wrapped layer keeps its own dtype policy.
 
     Args:
         layer: the `keras.layers.Layer` (or model) applied to each step.
