@@ -270,6 +270,8 @@ class App(Generic[ConfigT]):
     # The dotted config fields `choose_after_training` sets; training calls it only when there
     # are some, and a rerun of a finished run does not count them as another config.
     chosen_after_training_fields: ClassVar[tuple[str, ...]] = ()
+    # Whether training calls `calibrate_after_training` on the best checkpoint.
+    calibrates_after_training: ClassVar[bool] = False
 
     def _module(self, name: str) -> Any:
         return importlib.import_module(f"{self.package}.{name}")
@@ -319,6 +321,15 @@ class App(Generic[ConfigT]):
         the work dir's config, which `evaluate` and `export` read. Called only for an app that
         lists the fields it sets in `chosen_after_training_fields`."""
         return config
+
+    def calibrate_after_training(
+        self, model: keras.Model, config: ConfigT, datasets: Datasets
+    ) -> bool:
+        """Adjusts `model` (the best checkpoint) in place with values fitted on the validation
+        split once training has ended, e.g. forecasting's interval offsets; True when it
+        changed the model, which training then saves as the checkpoint. Called only for an
+        app that sets `calibrates_after_training`."""
+        return False
 
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         """Adds the app's own subcommands to the CLI (none by default).

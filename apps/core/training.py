@@ -427,8 +427,13 @@ def train(
     ]
     record = record_finished(workdir, stopping, history)
     print(f"{stop_reason(record)} ({app.monitor} {record[app.monitor]:.6g})")
-    if app.chosen_after_training_fields:
+    if app.calibrates_after_training or app.chosen_after_training_fields:
         best_model = keras.saving.load_model(workdir / MODEL_FILE)
+        if app.calibrates_after_training and app.calibrate_after_training(
+            best_model, config, datasets
+        ):
+            best_model.save(workdir / STAGED_MODEL_FILE)
+            (workdir / STAGED_MODEL_FILE).replace(workdir / MODEL_FILE)
         chosen = app.choose_after_training(best_model, config, datasets)
         if chosen != config:
             config_lib.save(chosen, workdir / CONFIG_FILE)

@@ -18,9 +18,14 @@ class ForecastingApp(App[ForecastingConfig]):
     # Mean absolute error of the (median) forecast on the validation windows, normalized units.
     monitor = "val_mae"
     monitor_mode = "min"
+    # Quantile models: the levels' offsets from the validation residuals (split conformal).
+    calibrates_after_training = True
 
     def complete_config(self, config: ForecastingConfig) -> ForecastingConfig:
         return self.data.complete_config(config)
+
+    def calibrate_after_training(self, model, config, datasets) -> bool:
+        return self.evaluation.calibrate_quantiles(model, config, datasets)
 
     def add_commands(self, commands: argparse._SubParsersAction) -> None:
         tail = commands.add_parser(
