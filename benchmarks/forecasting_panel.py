@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -91,8 +92,10 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
             workdir = Path(scratch) / f"seed-{seed}"
             started = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()) as log:
-                model, datasets = training.train(APP, config, workdir)
+                _, datasets = training.train(APP, config, workdir)
             seconds = time.perf_counter() - started
+            # The published checkpoint, as `evaluate` and `export` read it (not the last epoch).
+            model = keras.saving.load_model(workdir / training.MODEL_FILE)
             metrics = APP.evaluation.evaluate(model, config, datasets, EvaluationOutputs(workdir))
             if not peers:
                 peers = {peer: metrics[peer] for peer in PEERS if peer in metrics}

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from apps.core import config as config_lib
@@ -81,8 +82,10 @@ def main() -> None:
         config.training.seed = seed
         with tempfile.TemporaryDirectory() as workdir:
             started = time.perf_counter()
-            model, trained_datasets = training.train(APP, config, Path(workdir))
+            _, trained_datasets = training.train(APP, config, Path(workdir))
             seconds = time.perf_counter() - started
+            # The published checkpoint, as `evaluate` and `export` read it (not the last epoch).
+            model = keras.saving.load_model(Path(workdir) / training.MODEL_FILE)
             metrics = APP.evaluation.evaluate(
                 model, config, trained_datasets, EvaluationOutputs(Path(workdir))
             )
