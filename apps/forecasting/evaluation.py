@@ -596,17 +596,31 @@ def calibrate_quantiles(
     the validation windows that share of the truths falls below it (Romano et al.,
     "Conformalized Quantile Regression", 2019, one level at a time). The pinball-trained
     levels start at the point forecast and, early-stopped on few windows, hardly spread; the
-    median (the point forecast the residual gate chose) is left as it is. True when it
-    changed the model.
+    median (the point forecast the residual gate chose) is left as it is. The residuals are
+    those of the linear base fitted on the training part: where the gate put in the base
+    refitted on train and validation, its validation residuals would be in-sample, too small.
+    True when it changed the model.
     """
     quantiles = tuple(config.model.quantiles)
     if len(quantiles) < 2 or config.model.model_type != "direct" or datasets.validation is None:
         return False
+    base = model.get_layer("linear_base") if config.model.linear_base else None
+    if base is not None:
+        published = base.get_weights()
+        assets = datasets.assets
+        base.set_weights(
+            [
+                np.asarray(weights, np.float32)
+                for weights in (assets.linear_kernel, assets.linear_bias)
+            ]
+        )
     outputs, truths = [], []
     for inputs, truth in datasets.validation:
         outputs.append(np.asarray(model(inputs, training=False)))
         truths.append(np.asarray(truth))
     output, truth = np.concatenate(outputs), np.concatenate(truths)
+    if base is not None:
+        base.set_weights(published)
     # output (windows, horizon, targets, levels), truth (windows, horizon, targets): normalized
     offsets = np.stack(
         [np.quantile(truth - output[..., level], q, axis=0) for level, q in enumerate(quantiles)],
