@@ -596,10 +596,11 @@ def calibrate_quantiles(
     the validation windows that share of the truths falls below it (Romano et al.,
     "Conformalized Quantile Regression", 2019, one level at a time). The pinball-trained
     levels start at the point forecast and, early-stopped on few windows, hardly spread; the
-    median (the point forecast the residual gate chose) is left as it is. The residuals are
-    those of the linear base fitted on the training part: where the gate put in the base
-    refitted on train and validation, its validation residuals would be in-sample, too small.
-    True when it changed the model.
+    median (the point forecast the residual gate chose) is left as it is, and no level crosses
+    it on the validation windows (a base biased there gives a one-sided interval rather than a
+    moved point forecast). The residuals are those of the linear base fitted on the training
+    part: where the gate put in the base refitted on train and validation, its validation
+    residuals would be in-sample, too small. True when it changed the model.
     """
     quantiles = tuple(config.model.quantiles)
     if len(quantiles) < 2 or config.model.model_type != "direct" or datasets.validation is None:
@@ -626,7 +627,15 @@ def calibrate_quantiles(
         [np.quantile(truth - output[..., level], q, axis=0) for level, q in enumerate(quantiles)],
         axis=-1,
     )  # (horizon, targets, levels)
-    offsets[..., median_index(quantiles)] = 0.0
+    # Each level stays on its side of the median on the validation windows, so that sorting
+    # the levels (as `evaluate` and the export do) leaves the point forecast as it is.
+    median = median_index(quantiles)
+    gap = output[..., median : median + 1] - output  # (windows, horizon, targets, levels)
+    offsets[..., :median] = np.minimum(offsets[..., :median], gap[..., :median].min(axis=0))
+    offsets[..., median + 1 :] = np.maximum(
+        offsets[..., median + 1 :], gap[..., median + 1 :].max(axis=0)
+    )
+    offsets[..., median] = 0.0
     head = model.get_layer("head")
     kernel, bias = head.get_weights()
     head.set_weights([kernel, bias + offsets.reshape(-1).astype(bias.dtype)])
