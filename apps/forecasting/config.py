@@ -59,8 +59,9 @@ class ModelConfig:
     # lookback): all of them.
     # With a linear base or highway reading the whole lookback, a short window trains faster.
     recurrent_window: int = 0
-    # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss); empty: point forecast
-    # trained with the mean squared error.
+    # Quantile levels, e.g. 0.1,0.5,0.9 (trained with the pinball loss; a direct model's
+    # levels other than the median are then shifted by their validation residuals, split
+    # conformal); empty: point forecast trained with the mean squared error.
     quantiles: tuple[float, ...] = ()
     # Steps of history read by the linear autoregressive highway (LSTNet); 0 turns it off.
     highway_window: int = 0
