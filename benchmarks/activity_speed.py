@@ -24,8 +24,8 @@ moving-digits training clips, in one process:
   - `reference, frozen backbone`: keras.io `video_classification` itself: the frozen
     backbone (global average pooled) in `TimeDistributed` run on the NumPy frames at every
     step, two stacked GRU layers, dropout, softmax;
-  and the ratio over `--epochs` epochs of the preset's training clips with the cache pass
-  counted (the reference has none).
+  and the ratio over the preset's `training.epochs` with the cache pass counted (the
+  reference has none).
 - decoding throughput (clips/s): `--videos` MP4 files the benchmark writes with PyAV (moving
   digits clips of `--video-frames` frames at `--video-scale` x the clip size, in class
   folders), read by `pipelines.video.read_video_folder` as the app's folder reader calls it
@@ -115,6 +115,20 @@ def clips_per_second(times: list[float], warmup: int, batch_size: int) -> float:
     return steps * batch_size / (times[-1] - times[warmup - 1])
 
 
+def timed_fit(model, data, warmup: int, batch_size: int, labels=None) -> float:
+    """Clips/s of one epoch of `model.fit` after `warmup` steps: on a dataset, or on NumPy
+    `data` with `labels` (the references' way, shuffled)."""
+    timer = StepTimes()
+    if labels is None:
+        model.fit(data, epochs=1, callbacks=[timer], verbose=0)
+    else:
+        model.fit(
+            data, labels, batch_size=batch_size, epochs=1, shuffle=True, callbacks=[timer],
+            verbose=0,
+        )  # fmt: skip
+    return clips_per_second(timer.times, warmup, batch_size)
+
+
 def reference_model(config, assets, frame_layer: keras.Layer | None = None) -> keras.Model:
     """keras.io `video_classification` style at the app's size: `frame_layer` (default the
     app's per-frame CNN) in TimeDistributed, two stacked masked GRU layers, dropout, softmax."""
@@ -173,17 +187,13 @@ def training_throughput(config, clips, assets, warmup: int, steps: int) -> tuple
     )
     for name, build in variants:
         keras.utils.set_random_seed(0)
-        timer = StepTimes()
         if build is None:
             model = reference_model(config, assets)
-            model.fit(
-                [frames, mask], subset.labels, batch_size=batch_size, epochs=1, shuffle=True,
-                callbacks=[timer], verbose=0,
-            )  # fmt: skip
+            speed = timed_fit(model, [frames, mask], warmup, batch_size, subset.labels)
         else:
             model = build()
-            model.fit(dataset, epochs=1, callbacks=[timer], verbose=0)
-        runs.setdefault(name, []).append(clips_per_second(timer.times, warmup, batch_size))
+            speed = timed_fit(model, dataset, warmup, batch_size)
+        runs.setdefault(name, []).append(speed)
         parameters[name] = model.count_params()
         print(f"{name}: {runs[name][-1]:.1f} clips/s", flush=True)
         if name == "app":
@@ -223,13 +233,9 @@ def frozen_backbone_throughput(config, clips, assets, warmup: int, steps: int) -
     runs, parameters = {}, {}
     for name in (FROZEN_REFERENCE, FROZEN_APP, FROZEN_APP, FROZEN_REFERENCE):
         keras.utils.set_random_seed(0)
-        timer = StepTimes()
-        if name.startswith("reference"):
+        if name == FROZEN_REFERENCE:
             model = frozen_backbone_reference(config, assets)
-            model.fit(
-                [frames, mask], subset.labels, batch_size=batch_size, epochs=1, shuffle=True,
-                callbacks=[timer], verbose=0,
-            )  # fmt: skip
+            speed = timed_fit(model, [frames, mask], warmup, batch_size, subset.labels)
         else:
             model = training.build_model(APP, config, assets)
             for pass_name in ("feature cache pass, compiling", "feature cache pass"):
@@ -237,8 +243,8 @@ def frozen_backbone_throughput(config, clips, assets, warmup: int, steps: int) -
                 features = data_lib.encoded_features(model.frame_encoder, subset)
                 runs.setdefault(pass_name, []).append(len(subset) / (time.perf_counter() - started))
             dataset = data_lib.clip_dataset(subset, "video", batch_size, 0, features)
-            model.fit(dataset, epochs=1, callbacks=[timer], verbose=0)
-        runs.setdefault(name, []).append(clips_per_second(timer.times, warmup, batch_size))
+            speed = timed_fit(model, dataset, warmup, batch_size)
+        runs.setdefault(name, []).append(speed)
         parameters[name] = model.count_params()
         print(f"{name}: {runs[name][-1]:.1f} clips/s", flush=True)
     results = {name: float(np.mean(values)) for name, values in runs.items()}
