@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import math
@@ -96,7 +97,10 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
             seconds = time.perf_counter() - started
             # The published checkpoint, as `evaluate` and `export` read it (not the last epoch).
             model = keras.saving.load_model(workdir / training.MODEL_FILE)
-            metrics = APP.evaluation.evaluate(model, config, datasets, EvaluationOutputs(workdir))
+            scored = copy.deepcopy(config)
+            if peers:
+                scored.evaluation.peers = ()  # the same windows: the peers are scored once
+            metrics = APP.evaluation.evaluate(model, scored, datasets, EvaluationOutputs(workdir))
             if not peers:
                 peers = {peer: metrics[peer] for peer in PEERS if peer in metrics}
                 summary = datasets.summary
@@ -104,13 +108,14 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
                 plots.mkdir(parents=True, exist_ok=True)
                 for plot in ("forecasts.png", "error-per-step.png"):
                     (plots / plot).write_bytes((workdir / plot).read_bytes())
-                config.evaluation.peers = ()  # the same windows: scored once
             kept = "does not beat its linear base" not in log.getvalue()
             runs.append(
                 {
                     "seed": seed,
                     "seconds": round(seconds, 1),
                     "residual_kept": kept,
+                    "linear_base": datasets.assets.linear_choice.name,
+                    "linear_candidates": datasets.assets.linear_candidates,
                     **{key: metrics["model"][key] for key in ("mae", "mase", "mae_per_step")},
                     **(
                         {"interval": metrics["model"]["interval"]}
@@ -121,7 +126,7 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
             )
             print(
                 f"{name} seed {seed}: MAE {runs[-1]['mae']:.4g} in {seconds:.0f} s "
-                f"(residual {'kept' if kept else 'dropped'})",
+                f"(base {runs[-1]['linear_base']}, residual {'kept' if kept else 'dropped'})",
                 flush=True,
             )
     mae = float(np.mean([run["mae"] for run in runs]))

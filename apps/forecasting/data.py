@@ -33,33 +33,47 @@ class SeriesAssets(Assets):
     # Least-squares start of the linear highway: kernel (window, horizon) and bias (horizon).
     highway_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     highway_bias: list[float] = dataclasses.field(default_factory=list)
-    # The ridge chosen by rolling-origin validation (`evaluation.choose_ridge`): its lag count,
-    # alpha, transform, difference and validation MAE (original units).
+    # The linear base chosen by rolling-origin validation (`evaluation.choose_linear_base`):
+    # its lag count, alpha, transform, difference, statistical models (the ridge when empty)
+    # and validation MAE (original units), with every candidate's MAE.
     linear_lags: int = 0
     linear_alpha: float = 0.0
     linear_transform: str = ""
     linear_difference: str = "none"
     linear_season: int = 1
+    linear_statistical: list[str] = dataclasses.field(default_factory=list)
     linear_validation_mae: float = 0.0
-    # The linear base: that ridge fitted on the training windows (on train and validation with
+    linear_candidates: dict[str, float] = dataclasses.field(default_factory=dict)
+    # That base fitted on the training part (on train and validation with
     # `model.linear_base_refit`), folded onto the transformed window: kernel
-    # (lags * columns, horizon * targets) and bias (horizon * targets).
+    # (lags * columns, horizon * targets) and bias (horizon * targets); and fitted on train and
+    # validation (what the residual gate puts in when the residual does not help).
     linear_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     linear_bias: list[float] = dataclasses.field(default_factory=list)
-    # The ridge peer of `evaluate`: the same choice fitted on train and validation, kept so
-    # that `evaluate --data FILE` scores it too.
+    linear_refit_kernel: list[list[float]] = dataclasses.field(default_factory=list)
+    linear_refit_bias: list[float] = dataclasses.field(default_factory=list)
+    # The ridge peer of `evaluate`: the validation-chosen ridge (`LinearChoice` fields) fitted
+    # on train and validation, kept so that `evaluate --data FILE` scores it too.
+    ridge_choice_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     ridge_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     ridge_bias: list[float] = dataclasses.field(default_factory=list)
 
     @property
-    def ridge_choice(self) -> evaluation.RidgeChoice:
-        return evaluation.RidgeChoice(
+    def linear_choice(self) -> evaluation.LinearChoice:
+        return evaluation.LinearChoice(
             self.linear_lags,
             self.linear_alpha,
             self.linear_transform,
             self.linear_difference,
             self.linear_season,
+            tuple(self.linear_statistical),
         )
+
+    @property
+    def ridge_choice(self) -> evaluation.LinearChoice:
+        if not self.ridge_choice_fields:  # work dirs trained before the distilled bases
+            return self.linear_choice
+        return evaluation.LinearChoice(**self.ridge_choice_fields)
 
     FILE = "series.json"
 
@@ -230,40 +244,74 @@ def fit_linear_base(
     config: ForecastingConfig,
     assets: SeriesAssets,
 ) -> None:
-    """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`) and keeps it in
-    `assets`: fitted on the training windows as the linear base (on train and validation with
-    `model.linear_base_refit`), and on train and validation as `evaluate`'s ridge peer."""
+    """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`), then the
+    linear base among it and the distilled statistical peers (`evaluation.choose_linear_base`),
+    and keeps both in `assets`: the base fitted on the training part (on train and validation with
+    `model.linear_base_refit`) and on train and validation, the ridge on train and validation
+    as `evaluate`'s ridge peer."""
     data, targets = config.data, len(assets.target_columns)
     if len(splits["validation"]) < data.horizon:
         raise UserError(
             "the validation-chosen ridge needs validation windows (at least data.horizon "
             f"{data.horizon} steps); raise data.validation_fraction"
         )
-    choice, error = evaluation.choose_ridge(
-        values[: splits["validation"].end],
-        splits["validation"],
+    validation = splits["validation"]
+    ridge, error = evaluation.choose_ridge(
+        values[: validation.end],
+        validation,
         data.lookback,
         data.horizon,
         targets,
         tuple(config.evaluation.ridge_lags),
         config.evaluation.season,
     )
-
-    def fit(split):
-        starts = windows.window_starts(split, data.lookback, data.horizon)
-        arrays = windows.window_arrays(values, starts, data.lookback, data.horizon, targets)
-        weights, bias = evaluation.fit_choice(*arrays, choice)
-        return weights.tolist(), bias.tolist()
-
+    assets.ridge_choice_fields = dataclasses.asdict(ridge)
+    assets.ridge_kernel, assets.ridge_bias = fitted_lists(
+        values, validation.end, config, targets, ridge
+    )
+    if not config.model.linear_base:
+        return
+    choice, candidates = ridge, {ridge.name: error}
+    if config.evaluation.peers:
+        try:
+            choice, candidates = evaluation.choose_linear_base(
+                values[: validation.end], validation, data.lookback, data.horizon, targets,
+                ridge, error, tuple(config.evaluation.peers),
+            )  # fmt: skip
+        except ImportError:
+            print("note: statsforecast is not installed: the linear base is the ridge")
+    print(
+        "linear base chosen on the validation windows (MAE): "
+        + ", ".join(f"{name} {value:.4g}" for name, value in candidates.items())
+        + f": {choice.name}"
+    )
     assets.linear_lags, assets.linear_alpha = choice.lags, choice.alpha
     assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
-    assets.linear_season, assets.linear_validation_mae = choice.season, error
-    both = windows.Split(0, splits["validation"].end)
-    assets.ridge_kernel, assets.ridge_bias = fit(both)
-    if config.model.linear_base:
-        assets.linear_kernel, assets.linear_bias = fit(
-            both if config.model.linear_base_refit else splits["train"]
+    assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
+    assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
+    assets.linear_refit_kernel, assets.linear_refit_bias = (
+        (assets.ridge_kernel, assets.ridge_bias)
+        if choice == ridge
+        else fitted_lists(values, validation.end, config, targets, choice)
+    )
+    if config.model.linear_base_refit:
+        assets.linear_kernel, assets.linear_bias = (
+            assets.linear_refit_kernel,
+            assets.linear_refit_bias,
         )
+    else:
+        assets.linear_kernel, assets.linear_bias = fitted_lists(
+            values, splits["train"].end, config, targets, choice
+        )
+
+
+def fitted_lists(
+    values: np.ndarray, end: int, config: ForecastingConfig, targets: int, choice
+) -> tuple[list, list]:
+    """`evaluation.fit_linear` on the steps before `end`, as JSON lists for the assets."""
+    data = config.data
+    kernel, bias = evaluation.fit_linear(values, end, data.lookback, data.horizon, targets, choice)
+    return kernel.tolist(), bias.tolist()
 
 
 def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -> dict[str, Any]:

@@ -7,6 +7,8 @@ validation (`choose_ridge`) and fitted on train and validation (the same choice,
 training part, is the model's linear base), kept in the assets so that `evaluate --data FILE`
 compares the same peers, and statsforecast's AutoETS, AutoARIMA and AutoTheta filtered over
 the same windows (`statistical_forecasts`). `best_baseline` is the strongest on the test part.
+The model's linear base is chosen on validation among that ridge and those peers distilled into
+linear maps of the window (`choose_linear_base`).
 Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
 the training part, with the series' season) and MAE per horizon step; quantile models add
 interval coverage.
@@ -49,15 +51,25 @@ VALIDATION_ORIGINS = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class RidgeChoice:
+class LinearChoice:
     """A linear forecaster: the last `lags` steps of every column, `transform`ed, `difference`d
-    (`season` steps for the seasonal difference), to every horizon step; L2 penalty `alpha`."""
+    (`season` steps for the seasonal difference), to every horizon step; L2 penalty `alpha`.
+
+    With `statistical` (statsforecast model names), it is the mean forecast of those models
+    distilled into a map of each target's own last `lags` steps (`distilled_forecaster`; identity,
+    no difference) instead of a ridge fitted on the truths.
+    """
 
     lags: int
     alpha: float
     transform: str
     difference: str
     season: int
+    statistical: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.statistical) + " (distilled)" if self.statistical else "ridge"
 
 
 def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
@@ -139,7 +151,7 @@ def difference_maps(
 
 
 def fit_choice(
-    histories: np.ndarray, futures: np.ndarray, choice: RidgeChoice
+    histories: np.ndarray, futures: np.ndarray, choice: LinearChoice
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (lags * columns, horizon * targets) and bias of `choice` on these windows, in
     `choice.transform` space and folded back onto the transformed window: the forecast is
@@ -161,7 +173,7 @@ def _fit_choices(histories, futures, choice, alphas):
 
 
 def choice_forecast(
-    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, choice: RidgeChoice, horizon: int
+    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, choice: LinearChoice, horizon: int
 ) -> np.ndarray:
     """The forecast (windows, horizon, targets) of `fit_choice`'s weights, in original units."""
     forward, inverse = RIDGE_TRANSFORMS[choice.transform]
@@ -170,7 +182,7 @@ def choice_forecast(
 
 def ridge_candidates(
     lag_counts: tuple[int, ...], season: int, non_negative: bool
-) -> list[RidgeChoice]:
+) -> list[LinearChoice]:
     """Every lag count, transform and difference of the grid (alpha 0: the path covers it)."""
     transforms = ["identity", "sqrt"] if non_negative else ["identity"]
     candidates = []
@@ -179,7 +191,7 @@ def ridge_candidates(
             continue
         if difference == "seasonal" and season < 2:
             continue
-        candidates.append(RidgeChoice(lags, 0.0, transform, difference, season))
+        candidates.append(LinearChoice(lags, 0.0, transform, difference, season))
     return candidates
 
 
@@ -193,22 +205,11 @@ def validation_origins(validation: windows.Split, horizon: int) -> list[windows.
     ]
 
 
-def choose_ridge(
-    values: np.ndarray,
-    validation: windows.Split,
-    lookback: int,
-    horizon: int,
-    targets: int,
-    lag_counts: tuple[int, ...],
-    season: int,
-) -> tuple[RidgeChoice, float]:
-    """The ridge with the lowest rolling-origin validation MAE, and that MAE.
-
-    `values` (time, columns) in original units up to the end of `validation`; every origin
-    (`validation_origins`) fits on the windows whose targets end before it and scores the
-    windows of its piece; the MAE is the mean over the pieces. The square root is tried only
-    when every value is non-negative.
-    """
+def validation_pieces(
+    values: np.ndarray, validation: windows.Split, lookback: int, horizon: int, targets: int
+) -> list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    """Per rolling origin (`validation_origins`): the (histories, futures) of the windows whose
+    targets end before it and of the windows of its piece."""
     pieces = []
     for piece in validation_origins(validation, horizon):
         train = windows.window_arrays(
@@ -222,6 +223,26 @@ def choose_ridge(
             pieces.append((train, scored))
     if not pieces:
         raise ValueError("validation: no validation window with a training window before it")
+    return pieces
+
+
+def choose_ridge(
+    values: np.ndarray,
+    validation: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    lag_counts: tuple[int, ...],
+    season: int,
+) -> tuple[LinearChoice, float]:
+    """The ridge with the lowest rolling-origin validation MAE, and that MAE.
+
+    `values` (time, columns) in original units up to the end of `validation`; every origin
+    (`validation_origins`) fits on the windows whose targets end before it and scores the
+    windows of its piece; the MAE is the mean over the pieces. The square root is tried only
+    when every value is non-negative.
+    """
+    pieces = validation_pieces(values, validation, lookback, horizon, targets)
     lag_counts = tuple(lags for lags in lag_counts if lags <= lookback) or (lookback,)
     non_negative = bool(np.all(values[: validation.end] >= 0))
     best = None
@@ -237,6 +258,136 @@ def choose_ridge(
             best = (dataclasses.replace(candidate, alpha=RIDGE_ALPHAS[index]), errors[index])
     choice, error = best
     return choice, float(error / len(pieces))
+
+
+# statsforecast's models as linear forecasters of the window, for the linear base. AutoETS,
+# AutoARIMA and AutoTheta read a series' whole history through their state, which a served
+# window does not carry; but their point forecasts are (nearly) linear in the latest values: an
+# additive ETS or an ARIMA forecast is a decaying weighted sum of the past (its state-space or
+# AR-infinity form), and Theta is simple exponential smoothing with a drift. So each model,
+# fitted on a target's history, is distilled into the linear map from the window's last
+# `lookback` values to its `horizon` forecasts, by least squares on its own forecasts from the
+# latest window ends, and runs in the export as the linear base's one matrix product (no
+# statsforecast in the graph, on any device). statsforecast has no such export (its models are
+# NumPy/Numba state machines); the distillation is ours. The base is then chosen on the
+# rolling-origin validation windows among the validation-chosen ridge, each distilled model and
+# their mean (forecast combination, as the M4 competition's combined benchmarks did).
+
+# A model is fitted on at most this many of the latest steps (AutoARIMA on 1,700 monthly
+# steps: 47 s; on 600: seconds), and distilled on at most this many of the latest window ends.
+DISTILLATION_FIT_STEPS = 600
+DISTILLED_ORIGINS = 500
+# Ridge penalty of the distillation, relative to the mean squared window value: the targets
+# are the model's own forecasts, so the fit is near exact and the penalty only steadies it.
+DISTILLATION_RELATIVE_ALPHA = 1e-4
+
+
+def distilled_forecaster(
+    values: np.ndarray, end: int, lookback: int, horizon: int, targets: int, season: int, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """statsforecast's `name` fitted on each target column of `values[:end]`, distilled into a
+    kernel (lookback * columns, horizon * targets) and bias (horizon * targets) of the window.
+
+    Each target's forecasts depend on its own history only (the kernel is zero elsewhere),
+    like the peer `evaluate` compares. Raises ValueError when the model fails or forecasts a
+    non-finite value, ImportError when statsforecast is missing.
+    """
+    import statsforecast.models
+
+    columns = values.shape[1]
+    first = max(0, end - DISTILLATION_FIT_STEPS)
+    origins = np.arange(max(first + lookback, end - DISTILLED_ORIGINS), end + 1)
+    kernel = np.zeros((lookback, columns, horizon, targets))
+    bias = np.zeros((horizon, targets))
+    for target in range(targets):
+        series = values[first:end, target].astype(np.float64)
+        try:
+            model = getattr(statsforecast.models, name)(season_length=season).fit(series)
+            forecasts = np.stack(
+                [model.forward(series[: origin - first], h=horizon)["mean"] for origin in origins]
+            )  # (origins, horizon)
+        except Exception as error:  # noqa: BLE001 - any failure of the third-party fit
+            raise ValueError(f"{name} failed on column {target}: {error}") from error
+        if not np.all(np.isfinite(forecasts)):
+            raise ValueError(f"{name} forecast a non-finite value on column {target}")
+        recent = np.stack([values[origin - lookback : origin, target] for origin in origins])
+        alpha = (
+            DISTILLATION_RELATIVE_ALPHA
+            * float(np.mean(np.square(recent - recent.mean(axis=0))))
+            * len(recent)
+        )
+        [(weights, intercept)] = ridge_path(recent, forecasts, (max(alpha, 1e-12),))
+        kernel[:, target, :, target], bias[:, target] = weights, intercept
+    return kernel.reshape(lookback * columns, horizon * targets), bias.reshape(-1)
+
+
+def choose_linear_base(
+    values: np.ndarray,
+    validation: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    ridge: LinearChoice,
+    ridge_error: float,
+    models: tuple[str, ...],
+) -> tuple[LinearChoice, dict[str, float]]:
+    """The linear base with the lowest rolling-origin validation MAE among `ridge` (its MAE
+    `ridge_error`), each of `models` distilled and the mean of them; and every candidate's MAE.
+
+    The models are fitted on the steps before `validation` (the training part) and score the
+    same validation pieces as the ridge (`validation_pieces`, mean of the pieces'
+    MAE); a model that fails is left out with a printed note.
+    """
+    pieces = validation_pieces(values, validation, lookback, horizon, targets)
+    fitted = {}
+    for name in models:
+        try:
+            fitted[name] = distilled_forecaster(
+                values, validation.start, lookback, horizon, targets, ridge.season, name
+            )
+        except ValueError as error:
+            print(f"note: the linear base leaves out {error}")
+    candidates = [((name,), fitted[name]) for name in fitted]
+    if len(fitted) > 1:
+        mean = [np.mean([fit[index] for fit in fitted.values()], axis=0) for index in (0, 1)]
+        candidates.append((tuple(fitted), tuple(mean)))
+    errors = {ridge.name: ridge_error}
+    best, best_error = ridge, ridge_error
+    for names, (kernel, bias) in candidates:
+        choice = LinearChoice(lookback, 0.0, "identity", "none", ridge.season, names)
+        error = float(
+            np.mean(
+                [
+                    np.abs(choice_forecast(histories, kernel, bias, choice, horizon) - truth).mean()
+                    for _, (histories, truth) in pieces
+                ]
+            )
+        )
+        errors[choice.name] = error
+        if error < best_error:
+            best, best_error = choice, error
+    return best, errors
+
+
+def fit_linear(
+    values: np.ndarray,
+    end: int,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    choice: LinearChoice,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`choice` fitted on the steps before `end`: the ridge on the windows whose targets end
+    there, or its statistical models fitted there and distilled (their mean)."""
+    if not choice.statistical:
+        starts = windows.window_starts(windows.Split(0, end), lookback, horizon)
+        arrays = windows.window_arrays(values, starts, lookback, horizon, targets)
+        return fit_choice(*arrays, choice)
+    fits = [
+        distilled_forecaster(values, end, lookback, horizon, targets, choice.season, name)
+        for name in choice.statistical
+    ]
+    return np.mean([kernel for kernel, _ in fits], axis=0), np.mean([b for _, b in fits], axis=0)
 
 
 def statistical_forecasts(
@@ -500,11 +651,12 @@ class ResidualGate(keras.callbacks.Callback):
 
     The base alone is the model with the (median) forecast's columns of the output layer
     `head` at zero. At the start the callback scores it on `validation`; at each epoch end,
-    when the model's `monitor` is not below the base's, those columns are set to zero, so
-    that the model is its base (quantile models keep the other levels' residual, their
-    interval), and the logs carry its scores, so the checkpoint and early stopping follow the
-    model as it is saved. The base is scored as it was fitted (on the training part), and then,
-    given `refit` (the same ridge fitted on train and validation), the saved model holds the
+    when the model's `monitor` is not below the base's by more than the share `margin`, those
+    columns are set to zero, so that the model is its base (quantile models keep the other
+    levels' residual, their interval), and the logs carry its scores, so the checkpoint and
+    early stopping follow the model as it is saved. The base is scored as it was fitted (on the
+    training part), and then, given `refit` (the same base fitted on train and validation), the
+    saved model holds the
     refitted one: the choice is made out of sample, the forecast uses every step before the
     test part. The next epoch trains on from the weights it had before. At the end it prints
     which of the two the best epoch kept.
@@ -516,10 +668,11 @@ class ResidualGate(keras.callbacks.Callback):
         monitor: str,
         median_columns: np.ndarray,
         refit: list[np.ndarray] | None = None,
+        margin: float = 0.0,
     ):
         super().__init__()
         self.validation, self.monitor, self.median_columns = validation, monitor, median_columns
-        self.refit = refit
+        self.refit, self.margin = refit, margin
         self.trained_weights = None
         self.kept: list[tuple[float, bool]] = []
         self.base_scores: dict[str, float] = {}
@@ -547,7 +700,7 @@ class ResidualGate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or self.monitor not in logs:
             return
-        keep = logs[self.monitor] < self.base_scores[self.monitor]
+        keep = logs[self.monitor] < self.base_scores[self.monitor] * (1.0 - self.margin)
         if not keep:
             self.trained_weights = (
                 self.model.get_layer("head").get_weights(),
@@ -566,12 +719,14 @@ class ResidualGate(keras.callbacks.Callback):
         if keep:
             print(
                 f"the recurrent residual beats its linear base on the validation windows "
-                f"({self.monitor} {value:.4g} against {base:.4g}): kept"
+                f"({self.monitor} {value:.4g} against {base:.4g}, more than the "
+                f"{self.margin:.0%} margin): kept"
             )
         else:
             print(
                 f"the recurrent residual does not beat its linear base on the validation "
-                f"windows ({self.monitor} {base:.4g} for the base alone): the forecast is the "
+                f"windows by more than the {self.margin:.0%} margin ({self.monitor} {base:.4g} "
+                f"for the base alone): the forecast is the "
                 f"linear base alone"
                 + (", refitted on train and validation" if self.refit is not None else "")
             )
@@ -660,7 +815,8 @@ def validation_callbacks(
     refit = None
     if not model.linear_base_refit:
         refit = [
-            np.asarray(weights, np.float32) for weights in (assets.ridge_kernel, assets.ridge_bias)
+            np.asarray(weights, np.float32)
+            for weights in (assets.linear_refit_kernel, assets.linear_refit_bias)
         ]
     columns = median_columns(config, len(assets.target_columns))
-    return [ResidualGate(datasets.validation, "val_mae", columns, refit)]
+    return [ResidualGate(datasets.validation, "val_mae", columns, refit, model.residual_margin)]

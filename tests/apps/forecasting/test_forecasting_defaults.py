@@ -118,7 +118,7 @@ def test_differenced_ridge_folds_back_onto_the_window_exactly():
     futures = generator.normal(size=(60, 3, 1))  # (windows, horizon, targets)
     flat = histories.reshape(60, -1)
     for difference, season in (("none", 1), ("first", 1), ("seasonal", 4)):
-        choice = evaluation.RidgeChoice(10, 0.5, "identity", difference, season)
+        choice = evaluation.LinearChoice(10, 0.5, "identity", difference, season)
         weights, bias = evaluation.fit_choice(histories, futures, choice)
         if difference == "none":
             changes, reference = histories, np.zeros((60, 3, 1))
