@@ -79,13 +79,15 @@ def write_tsv(pairs: list[tuple[str, str]], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run(name: str, seed: int, root: Path) -> dict:
+def run(name: str, seed: int, root: Path, settings: list[str]) -> dict:
     data = root / f"{name}.tsv"
     if not data.is_file():
         write_tsv(corpus(name), data)
     workdir = root / f"{name}-seed{seed}"
     started = time.perf_counter()
     arguments = ["--data", str(data), "--workdir", str(workdir), "--set", f"data.split_seed={seed}"]
+    for setting in settings:
+        arguments += ["--set", setting]
     if main(["train", "--preset", "base", "--overwrite", *arguments]) != 0:
         raise SystemExit("train failed")
     trained = time.perf_counter()
@@ -97,6 +99,7 @@ def run(name: str, seed: int, root: Path) -> dict:
     return {
         "corpus": name,
         "split_seed": seed,
+        "settings": settings,
         "train_seconds": round(trained - started, 1),
         "epochs_run": record.get("epochs_run"),
         "split": metrics["split"],
@@ -112,17 +115,23 @@ def run(name: str, seed: int, root: Path) -> dict:
 
 def summary(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    corpora = sorted({row["corpus"] for row in rows})
-    print("| corpus | seeds | greedy | beam | retrieval | copy | chrF greedy | capped greedy |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name in corpora:
-        runs = [row for row in rows if row["corpus"] == name]
+    groups = sorted({(row["corpus"], " ".join(row.get("settings", []))) for row in rows})
+    print(
+        "| corpus | settings | seeds | greedy | beam | retrieval | copy | chrF greedy "
+        "| capped greedy |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, settings in groups:
+        runs = [
+            row for row in rows
+            if (row["corpus"], " ".join(row.get("settings", []))) == (name, settings)
+        ]  # fmt: skip
 
         def mean(key, runs=runs):
             return sum(row[key] for row in runs) / len(runs)
 
         print(
-            f"| {name} | {','.join(str(row['split_seed']) for row in runs)} | "
+            f"| {name} | {settings or '-'} | {','.join(str(row['split_seed']) for row in runs)} | "
             f"{mean('bleu_greedy'):.2f} | {mean('bleu_beam'):.2f} | {mean('bleu_retrieval'):.2f} "
             f"| {mean('bleu_copy'):.2f} | {mean('chrf_greedy'):.1f} | "
             f"{mean('length_capped_greedy'):.1%} |"
@@ -136,12 +145,16 @@ def main_benchmark() -> None:
     parser.add_argument("--root", default="/tmp/rnn-suite-benchmarks/translation-small")
     parser.add_argument("--output", required=True, help="JSON lines, appended")
     parser.add_argument("--summary", action="store_true", help="only print the table")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help="a setting on top of `base` (for ablations; the benchmark's figures use none)",
+    )  # fmt: skip
     args = parser.parse_args()
     output = Path(args.output)
     if not args.summary:
         for name in args.corpus:
             for seed in [int(value) for value in args.seeds.split(",")]:
-                result = run(name, seed, Path(args.root))
+                result = run(name, seed, Path(args.root), args.set)
                 print(json.dumps(result, ensure_ascii=False), flush=True)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 with output.open("a", encoding="utf-8") as file:
