@@ -207,9 +207,9 @@ def validation_origins(validation: windows.Split, horizon: int) -> list[windows.
 
 def validation_pieces(
     values: np.ndarray, validation: windows.Split, lookback: int, horizon: int, targets: int
-) -> list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
-    """Per rolling origin (`validation_origins`): the (histories, futures) of the windows whose
-    targets end before it and of the windows of its piece."""
+) -> list[tuple[windows.Split, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    """Per rolling origin (`validation_origins`): its piece, and the (histories, futures) of
+    the windows whose targets end before it and of the windows of the piece."""
     pieces = []
     for piece in validation_origins(validation, horizon):
         train = windows.window_arrays(
@@ -220,7 +220,7 @@ def validation_pieces(
             values, windows.window_starts(piece, lookback, horizon), lookback, horizon, targets
         )
         if len(train[0]) and len(scored[0]):
-            pieces.append((train, scored))
+            pieces.append((piece, train, scored))
     if not pieces:
         raise ValueError("validation: no validation window with a training window before it")
     return pieces
@@ -248,7 +248,7 @@ def choose_ridge(
     best = None
     for candidate in ridge_candidates(lag_counts, season, non_negative):
         errors = np.zeros(len(RIDGE_ALPHAS))
-        for (train_histories, train_futures), (histories, truth) in pieces:
+        for _, (train_histories, train_futures), (histories, truth) in pieces:
             fits = _fit_choices(train_histories, train_futures, candidate, RIDGE_ALPHAS)
             for index, (weights, bias) in enumerate(fits):
                 forecast = choice_forecast(histories, weights, bias, candidate, horizon)
@@ -334,38 +334,43 @@ def choose_linear_base(
     """The linear base with the lowest rolling-origin validation MAE among `ridge` (its MAE
     `ridge_error`), each of `models` distilled and the mean of them; and every candidate's MAE.
 
-    The models are fitted on the steps before `validation` (the training part) and score the
-    same validation pieces as the ridge (`validation_pieces`, mean of the pieces'
-    MAE); a model that fails is left out with a printed note.
+    As the ridge is, the models are fitted and distilled on the steps before each validation
+    piece (`validation_pieces`) and score its windows; the MAE is the mean over the pieces. A
+    model that fails on a piece is left out with a printed note.
     """
     pieces = validation_pieces(values, validation, lookback, horizon, targets)
-    fitted = {}
+    fits = {}  # model name -> (kernel, bias) per piece
     for name in models:
         try:
-            fitted[name] = distilled_forecaster(
-                values, validation.start, lookback, horizon, targets, ridge.season, name
-            )
+            fits[name] = [
+                distilled_forecaster(
+                    values, piece.start, lookback, horizon, targets, ridge.season, name
+                )
+                for piece, _, _ in pieces
+            ]
         except ValueError as error:
             print(f"note: the linear base leaves out {error}")
-    candidates = [((name,), fitted[name]) for name in fitted]
-    if len(fitted) > 1:
-        mean = [np.mean([fit[index] for fit in fitted.values()], axis=0) for index in (0, 1)]
-        candidates.append((tuple(fitted), tuple(mean)))
+    candidates = {(name,): per_piece for name, per_piece in fits.items()}
+    if len(fits) > 1:
+        candidates[tuple(fits)] = [
+            tuple(np.mean([fits[name][index][part] for name in fits], axis=0) for part in (0, 1))
+            for index in range(len(pieces))
+        ]
     errors = {ridge.name: ridge_error}
     best, best_error = ridge, ridge_error
-    for names, (kernel, bias) in candidates:
+    for names, per_piece in candidates.items():
         choice = LinearChoice(lookback, 0.0, "identity", "none", ridge.season, names)
-        error = float(
-            np.mean(
-                [
-                    np.abs(choice_forecast(histories, kernel, bias, choice, horizon) - truth).mean()
-                    for _, (histories, truth) in pieces
-                ]
-            )
+        error = np.mean(
+            [
+                np.abs(choice_forecast(histories, kernel, bias, choice, horizon) - truth).mean()
+                for (kernel, bias), (_, _, (histories, truth)) in zip(
+                    per_piece, pieces, strict=True
+                )
+            ]
         )
-        errors[choice.name] = error
+        errors[choice.name] = float(error)
         if error < best_error:
-            best, best_error = choice, error
+            best, best_error = choice, float(error)
     return best, errors
 
 
