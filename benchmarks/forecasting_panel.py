@@ -56,8 +56,10 @@ def pmdarima_frame(name: str) -> pd.DataFrame:
         "lynx": lambda: pd.date_range("1821-01-01", periods=count, freq="YS"),
         # Half-hourly electricity demand, England and Wales, June-August 2000.
         "taylor": lambda: pd.date_range("2000-06-05", periods=count, freq="30min"),
+        # A subject's heart rate every half second (pmdarima keeps no time stamps).
+        "heartrate": lambda: pd.date_range("2000-01-01", periods=count, freq="500ms"),
     }[name]()
-    return pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S"), name: values})
+    return pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S.%f"), name: values})
 
 
 # Each series with the horizon a forecaster of its frequency would use.
@@ -70,14 +72,25 @@ SERIES = {
     "woolyrnq": 8,
     "sunspots": 12,
     "seattle-weather": 7,
+    "nile": 8,
+    "heartrate": 10,
 }
+
+
+def nile_frame() -> pd.DataFrame:
+    """Annual flow of the Nile at Aswan, 1871-1970 (statsmodels' datasets, the bench extra)."""
+    import statsmodels.api
+
+    frame = statsmodels.api.datasets.nile.load_pandas().data
+    times = pd.date_range("1871-01-01", periods=len(frame), freq="YS")
+    return pd.DataFrame({"time": times.strftime("%Y-%m-%d"), "nile": frame["volume"].to_numpy()})
 
 
 def source(name: str, directory: Path) -> str:
     if name == "seattle-weather":
         return name
     path = directory / f"{name}.csv"
-    pmdarima_frame(name).to_csv(path, index=False)
+    (nile_frame() if name == "nile" else pmdarima_frame(name)).to_csv(path, index=False)
     return str(path)
 
 

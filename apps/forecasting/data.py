@@ -271,15 +271,10 @@ def fit_linear_base(
     )
     if not config.model.linear_base:
         return
-    choice, candidates = ridge, {ridge.name: error}
-    if config.evaluation.peers:
-        try:
-            choice, candidates = evaluation.choose_linear_base(
-                values[: validation.end], validation, data.lookback, data.horizon, targets,
-                ridge, error, tuple(config.evaluation.peers),
-            )  # fmt: skip
-        except ImportError:
-            print("note: statsforecast is not installed: the linear base is the ridge")
+    choice, candidates = evaluation.choose_linear_base(
+        values[: validation.end], validation, data.lookback, data.horizon, targets,
+        ridge, error, tuple(config.evaluation.peers),
+    )  # fmt: skip
     print(
         "linear base chosen on the validation windows (MAE): "
         + ", ".join(f"{name} {value:.4g}" for name, value in candidates.items())
@@ -321,14 +316,18 @@ def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -
     data, settings = config.data, config.evaluation
     frequency = series.frequency
     derived: dict[str, Any] = {}
+    train_steps = int(len(series) * (1.0 - data.validation_fraction - data.test_fraction))
     if not data.seasons and frequency is not None:
-        data.seasons = derived["data.seasons"] = tuple(frequency.seasons)
+        # A cycle the training part does not hold twice can be neither learnt nor checked (a
+        # day of half-second steps in 150 steps).
+        data.seasons = derived["data.seasons"] = tuple(
+            season for season in frequency.seasons if 2 * season <= train_steps
+        )
     if not settings.season:
         settings.season = derived["evaluation.season"] = (
             int(round(data.seasons[0])) if data.seasons else 1
         )
     season = settings.season
-    train_steps = int(len(series) * (1.0 - data.validation_fraction - data.test_fraction))
     if not data.lookback:
         longest = int(round(max(data.seasons))) if data.seasons else season
         lookback = max(3 * season if season > 1 else 0, 2 * data.horizon, 8)

@@ -45,6 +45,8 @@ RIDGE_TRANSFORMS = {
 # What the ridge forecasts: levels, changes from the last value, or changes from the value one
 # season earlier (inputs differenced the same way).
 RIDGE_DIFFERENCES = ("none", "first", "seasonal")
+# The linear base candidate that repeats the last season (the last value for season 1).
+SEASONAL_NAIVE = "seasonal_naive"
 # Origins of the rolling-origin validation: the validation part is cut into this many
 # consecutive pieces, each scored by a ridge fitted on every window before it.
 VALIDATION_ORIGINS = 3
@@ -57,7 +59,8 @@ class LinearChoice:
 
     With `statistical` (statsforecast model names), it is the mean forecast of those models
     distilled into a map of each target's own last `lags` steps (`distilled_forecaster`; identity,
-    no difference) instead of a ridge fitted on the truths.
+    no difference) instead of a ridge fitted on the truths; `(SEASONAL_NAIVE,)` is the seasonal
+    naive forecast itself.
     """
 
     lags: int
@@ -69,7 +72,11 @@ class LinearChoice:
 
     @property
     def name(self) -> str:
-        return "+".join(self.statistical) + " (distilled)" if self.statistical else "ridge"
+        if not self.statistical:
+            return "ridge"
+        if self.statistical == (SEASONAL_NAIVE,):
+            return SEASONAL_NAIVE
+        return "+".join(self.statistical) + " (distilled)"
 
 
 def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
@@ -289,12 +296,19 @@ def distilled_forecaster(
     kernel (lookback * columns, horizon * targets) and bias (horizon * targets) of the window.
 
     Each target's forecasts depend on its own history only (the kernel is zero elsewhere),
-    like the peer `evaluate` compares. Raises ValueError when the model fails or forecasts a
-    non-finite value, ImportError when statsforecast is missing.
+    like the peer `evaluate` compares. `SEASONAL_NAIVE` is linear as it is: its exact map.
+    Raises ValueError when the model fails or forecasts a non-finite value, ImportError when
+    statsforecast is missing.
     """
+    columns = values.shape[1]
+    if name == SEASONAL_NAIVE:
+        kernel = np.zeros((lookback, columns, horizon, targets))
+        for step in range(horizon):
+            for target in range(targets):
+                kernel[lookback - season + step % season, target, step, target] = 1.0
+        return kernel.reshape(lookback * columns, -1), np.zeros(horizon * targets)
     import statsforecast.models
 
-    columns = values.shape[1]
     first = max(0, end - DISTILLATION_FIT_STEPS)
     origins = np.arange(max(first + lookback, end - DISTILLED_ORIGINS), end + 1)
     kernel = np.zeros((lookback, columns, horizon, targets))
@@ -332,7 +346,8 @@ def choose_linear_base(
     models: tuple[str, ...],
 ) -> tuple[LinearChoice, dict[str, float]]:
     """The linear base with the lowest rolling-origin validation MAE among `ridge` (its MAE
-    `ridge_error`), each of `models` distilled and the mean of them; and every candidate's MAE.
+    `ridge_error`), the seasonal naive forecast, each of `models` distilled and the mean of
+    them; and every candidate's MAE.
 
     As the ridge is, the models are fitted and distilled on the steps before each validation
     piece (`validation_pieces`) and score its windows; the MAE is the mean over the pieces. A
@@ -350,12 +365,21 @@ def choose_linear_base(
             ]
         except ValueError as error:
             print(f"note: the linear base leaves out {error}")
+        except ImportError:
+            print(
+                "note: statsforecast is not installed: the linear base is chosen among the "
+                "ridge and the seasonal naive forecast (pip install 'rnn-suite[forecast-peers]')"
+            )
+            break
     candidates = {(name,): per_piece for name, per_piece in fits.items()}
     if len(fits) > 1:
         candidates[tuple(fits)] = [
             tuple(np.mean([fits[name][index][part] for name in fits], axis=0) for part in (0, 1))
             for index in range(len(pieces))
         ]
+    candidates[(SEASONAL_NAIVE,)] = [
+        distilled_forecaster(values, 0, lookback, horizon, targets, ridge.season, SEASONAL_NAIVE)
+    ] * len(pieces)
     errors = {ridge.name: ridge_error}
     best, best_error = ridge, ridge_error
     for names, per_piece in candidates.items():
@@ -656,15 +680,15 @@ class ResidualGate(keras.callbacks.Callback):
 
     The base alone is the model with the (median) forecast's columns of the output layer
     `head` at zero. At the start the callback scores it on `validation`; at each epoch end,
-    when the model's `monitor` is not below the base's by more than the share `margin`, those
+    unless the model's `monitor` is below the base's by more than the share `margin` and its
+    per-window errors are below the base's by more than chance (`significant_gain`), those
     columns are set to zero, so that the model is its base (quantile models keep the other
     levels' residual, their interval), and the logs carry its scores, so the checkpoint and
     early stopping follow the model as it is saved. The base is scored as it was fitted (on the
     training part), and then, given `refit` (the same base fitted on train and validation), the
-    saved model holds the
-    refitted one: the choice is made out of sample, the forecast uses every step before the
-    test part. The next epoch trains on from the weights it had before. At the end it prints
-    which of the two the best epoch kept.
+    saved model holds the refitted one: the choice is made out of sample, the forecast uses
+    every step before the test part. The next epoch trains on from the weights it had before.
+    At the end it prints which of the two the best epoch kept.
     """
 
     def __init__(
@@ -672,15 +696,29 @@ class ResidualGate(keras.callbacks.Callback):
         validation,
         monitor: str,
         median_columns: np.ndarray,
+        horizon: int,
+        median_level: int | None,
         refit: list[np.ndarray] | None = None,
         margin: float = 0.0,
     ):
         super().__init__()
         self.validation, self.monitor, self.median_columns = validation, monitor, median_columns
+        self.horizon, self.median_level = horizon, median_level
         self.refit, self.margin = refit, margin
         self.trained_weights = None
         self.kept: list[tuple[float, bool]] = []
         self.base_scores: dict[str, float] = {}
+        self.base_errors = np.zeros(0)
+
+    def _window_errors(self) -> np.ndarray:
+        """The point forecast's mean absolute error per validation window, in time order."""
+        errors = []
+        for inputs, truth in self.validation:
+            output = np.asarray(self.model(inputs, training=False))
+            if self.median_level is not None:
+                output = output[..., self.median_level]
+            errors.append(np.abs(output - np.asarray(truth)).mean(axis=(1, 2)))
+        return np.concatenate(errors)
 
     def _gate(self) -> dict[str, float]:
         head = self.model.get_layer("head")
@@ -693,6 +731,7 @@ class ResidualGate(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         weights = self.model.get_layer("head").get_weights()
         self.base_scores = self._gate()
+        self.base_errors = self._window_errors()
         self.model.get_layer("head").set_weights(weights)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -705,7 +744,9 @@ class ResidualGate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or self.monitor not in logs:
             return
-        keep = logs[self.monitor] < self.base_scores[self.monitor] * (1.0 - self.margin)
+        keep = logs[self.monitor] < self.base_scores[self.monitor] * (
+            1.0 - self.margin
+        ) and significant_gain(self.base_errors, self._window_errors(), self.horizon)
         if not keep:
             self.trained_weights = (
                 self.model.get_layer("head").get_weights(),
@@ -725,16 +766,29 @@ class ResidualGate(keras.callbacks.Callback):
             print(
                 f"the recurrent residual beats its linear base on the validation windows "
                 f"({self.monitor} {value:.4g} against {base:.4g}, more than the "
-                f"{self.margin:.0%} margin): kept"
+                f"{self.margin:.0%} margin and than chance): kept"
             )
         else:
             print(
                 f"the recurrent residual does not beat its linear base on the validation "
-                f"windows by more than the {self.margin:.0%} margin ({self.monitor} {base:.4g} "
-                f"for the base alone): the forecast is the "
-                f"linear base alone"
+                f"windows by more than the {self.margin:.0%} margin and than chance "
+                f"({self.monitor} {base:.4g} for the base alone): the forecast is the linear "
+                f"base alone"
                 + (", refitted on train and validation" if self.refit is not None else "")
             )
+
+
+def significant_gain(base_errors: np.ndarray, errors: np.ndarray, horizon: int) -> bool:
+    """True when `errors` (per validation window, in time order) are below `base_errors` by
+    more than chance: the mean gain over blocks of `horizon` consecutive windows exceeds two
+    standard errors (a one-sided paired t-test at about 2.5%). Windows one step apart share all
+    but one truth, so single windows are not independent samples; with fewer than two blocks
+    nothing can be shown and the answer is False."""
+    blocks = len(errors) // horizon
+    if blocks < 2:
+        return False
+    gains = (base_errors - errors)[: blocks * horizon].reshape(blocks, horizon).mean(axis=1)
+    return bool(gains.mean() > 2.0 * gains.std(ddof=1) / np.sqrt(blocks))
 
 
 def median_columns(config: ForecastingConfig, targets: int) -> np.ndarray:
@@ -824,4 +878,15 @@ def validation_callbacks(
             for weights in (assets.linear_refit_kernel, assets.linear_refit_bias)
         ]
     columns = median_columns(config, len(assets.target_columns))
-    return [ResidualGate(datasets.validation, "val_mae", columns, refit, model.residual_margin)]
+    quantiles = tuple(model.quantiles)
+    return [
+        ResidualGate(
+            datasets.validation,
+            "val_mae",
+            columns,
+            config.data.horizon,
+            median_index(quantiles) if quantiles else None,
+            refit,
+            model.residual_margin,
+        )  # fmt: skip
+    ]

@@ -103,6 +103,25 @@ def test_weekly_settings_are_derived_and_a_set_value_wins(tmp_path, capsys):
     assert config.evaluation.ridge_lags == (4, 12, 16, 24, 32, 40, 44, 52)
 
 
+def test_a_cycle_longer_than_half_the_training_part_is_not_derived(tmp_path):
+    """Half-second steps: a day would be 172,800 of them; 150 steps hold no such cycle."""
+    times = pd.date_range("2000-01-01", periods=150, freq="500ms")
+    values = 80 + np.sin(np.arange(150) / 5)
+    config = APP.make_config("base")
+    config.data.source = write_series(
+        tmp_path / "half-seconds.csv", times.strftime("%Y-%m-%d %H:%M:%S.%f"), values
+    )
+    config.data.horizon = 10
+    config = APP.complete_config(config)
+    assert config.data.seasons == () and config.evaluation.season == 1
+    assert config.data.lookback == 20  # two horizons, within a third of the 90 training steps
+    hourly = pd.date_range("2000-01-01", periods=24 * 20, freq="h").strftime("%Y-%m-%d %H:%M")
+    config = APP.make_config("base")
+    config.data.source = write_series(tmp_path / "hourly.csv", hourly, np.arange(480.0))
+    # 288 training steps hold a day (24) twice, not a week (168).
+    assert APP.complete_config(config).data.seasons == (24.0,)
+
+
 def test_an_inconsistent_pair_names_the_field_the_user_set(tmp_path):
     with pytest.raises(UserError, match=r"data.lookback: 30 is shorter than the season of this "):
         APP.complete_config(weekly_config(tmp_path, ["data.lookback=30"]))

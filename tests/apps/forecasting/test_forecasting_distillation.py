@@ -3,6 +3,7 @@ among them and the ridge on the validation windows."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 
@@ -66,7 +67,8 @@ def test_the_base_is_the_candidate_with_the_lowest_validation_mae(capsys):
         values, validation, lookback, horizon, 1, ridge, np.inf, models
     )
     assert set(errors) == {
-        "ridge", "AutoETS (distilled)", "AutoTheta (distilled)", "AutoETS+AutoTheta (distilled)"
+        "ridge", "seasonal_naive", "AutoETS (distilled)", "AutoTheta (distilled)",
+        "AutoETS+AutoTheta (distilled)",
     }  # fmt: skip
     assert chosen.statistical and errors[chosen.name] == min(errors.values())
     # The mean of the distilled models is the mean of their maps, fitted where they are.
@@ -84,6 +86,35 @@ def test_the_base_is_the_candidate_with_the_lowest_validation_mae(capsys):
     assert chosen == ridge
 
 
+def test_the_seasonal_naive_candidate_is_the_seasonal_naive_forecast():
+    values = seasonal_series(120)[:, None]
+    histories, _ = windows.window_arrays(values, np.arange(0, 100), 12, 6, 1)
+    choice = evaluation.LinearChoice(12, 0.0, "identity", "none", 4, ("seasonal_naive",))
+    kernel, bias = evaluation.fit_linear(values, 80, 12, 6, 1, choice)
+    np.testing.assert_array_equal(
+        evaluation.choice_forecast(histories, kernel, bias, choice, 6),
+        evaluation.seasonal_naive_forecast(histories, 6, 1, 4),
+    )
+    assert choice.name == "seasonal_naive"
+
+
+def test_without_statsforecast_the_base_is_the_ridge_or_the_seasonal_naive(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_statsforecast(name, *args, **kwargs):
+        if name.startswith("statsforecast"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_statsforecast)
+    ridge = evaluation.LinearChoice(8, 1.0, "identity", "none", 4)
+    chosen, errors = evaluation.choose_linear_base(
+        seasonal_series(200)[:, None], windows.Split(120, 160), 16, 4, 1, ridge, 1e9, ("AutoETS",)
+    )
+    assert set(errors) == {"ridge", "seasonal_naive"} and chosen.name == "seasonal_naive"
+    assert "statsforecast is not installed" in capsys.readouterr().out
+
+
 def test_a_model_that_fails_is_left_out_with_a_note(monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise RuntimeError("no convergence")
@@ -94,7 +125,7 @@ def test_a_model_that_fails_is_left_out_with_a_note(monkeypatch, capsys):
     _, errors = evaluation.choose_linear_base(
         values, windows.Split(120, 160), 16, 4, 1, ridge, 1e9, ("AutoETS", "AutoTheta")
     )
-    assert set(errors) == {"ridge", "AutoETS (distilled)"}
+    assert set(errors) == {"ridge", "seasonal_naive", "AutoETS (distilled)"}
     assert "leaves out AutoTheta failed on column 0: no convergence" in capsys.readouterr().out
 
 
@@ -117,7 +148,7 @@ def test_train_puts_the_chosen_distilled_map_into_the_model(tmp_path):
     _, model, assets = training.load_trained(APP, workdir)
     candidates = assets.linear_candidates
     assert assets.linear_validation_mae == min(candidates.values())
-    assert assets.linear_choice.name in candidates and len(candidates) == 4
+    assert assets.linear_choice.name in candidates and len(candidates) == 5
     # The ridge peer keeps its own choice whatever the base is.
     assert assets.ridge_choice.lags == 8 and not assets.ridge_choice.statistical
     kernel, _ = model.get_layer("linear_base").get_weights()

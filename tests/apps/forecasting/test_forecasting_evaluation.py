@@ -64,3 +64,17 @@ def test_quantile_calibration_gives_the_nominal_coverage_on_held_out_windows(tmp
     np.testing.assert_allclose(after[..., 1], before[..., 1], atol=1e-6)
     below = (truth < after[..., 0]).mean(), (truth < after[..., 2]).mean()
     assert 0.03 <= below[0] <= 0.2 and 0.8 <= below[1] <= 0.97, below
+
+
+def test_a_gain_counts_only_beyond_chance_over_blocks_of_windows():
+    generator = np.random.default_rng(0)
+    base = generator.uniform(1.0, 2.0, size=120)
+    # A steady 10% gain over 10 blocks of 12 windows: shown.
+    assert evaluation.significant_gain(base, base * 0.9, horizon=12)
+    # The same mean gain, but all of it in one block and losses elsewhere: not shown.
+    errors = base * 1.02
+    errors[:12] = base[:12] - 0.1 * base.sum() / 12 - 0.02 * base[12:].sum() / 12
+    assert (base - errors).mean() > 0
+    assert not evaluation.significant_gain(base, errors, horizon=12)
+    # Fewer than two blocks of windows cannot show anything.
+    assert not evaluation.significant_gain(base[:20], base[:20] * 0.5, horizon=12)
