@@ -3,7 +3,6 @@ differencing and rolling-origin choice; the statistical peers' windows."""
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import io
 import json
@@ -204,7 +203,9 @@ def test_the_statistical_peers_see_the_windows_the_app_sees():
     np.testing.assert_allclose(forecasts["SeasonalNaive"], expected, rtol=1e-6)
 
 
-def test_evaluate_scores_the_statistical_peers_or_says_they_are_missing(tmp_path, monkeypatch):
+def test_evaluate_scores_the_statistical_peers_or_says_they_are_missing(
+    tmp_path, hide_statsforecast
+):
     pytest.importorskip("statsforecast")
     times = pd.date_range("2000-01-01", periods=120, freq="MS").strftime("%Y-%m-%d")
     steps = np.arange(120)
@@ -223,14 +224,7 @@ def test_evaluate_scores_the_statistical_peers_or_says_they_are_missing(tmp_path
     assert metrics["best_baseline"] == min(peers, key=lambda name: metrics[name]["mae"])
     assert "notes" not in metrics
 
-    real_import = builtins.__import__
-
-    def no_statsforecast(name, *args, **kwargs):
-        if name.startswith("statsforecast"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_statsforecast)
+    hide_statsforecast()
     metrics = evaluation.evaluate(model, config, datasets, outputs)
     assert "AutoETS" not in metrics
     assert "statsforecast is not installed" in metrics["notes"][0]

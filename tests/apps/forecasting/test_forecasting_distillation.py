@@ -3,7 +3,6 @@ among them and the ridge on the validation windows."""
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import io
 
@@ -98,15 +97,10 @@ def test_the_seasonal_naive_candidate_is_the_seasonal_naive_forecast():
     assert choice.name == "seasonal_naive"
 
 
-def test_without_statsforecast_the_base_is_the_ridge_or_the_seasonal_naive(monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_statsforecast(name, *args, **kwargs):
-        if name.startswith("statsforecast"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_statsforecast)
+def test_without_statsforecast_the_base_is_the_ridge_or_the_seasonal_naive(
+    hide_statsforecast, capsys
+):
+    hide_statsforecast()
     ridge = evaluation.LinearChoice(8, 1.0, "identity", "none", 4)
     chosen, errors = evaluation.choose_linear_base(
         seasonal_series(200)[:, None], windows.Split(120, 160), 16, 4, 1, ridge, 1e9, ("AutoETS",)
