@@ -73,16 +73,18 @@ class ModelConfig:
     # True: the model forecasts the residual of a frozen linear base, chosen on the
     # rolling-origin validation windows among the evaluation's ridge (every column in original
     # units, its lag count, L2 penalty, square-root transform and differencing chosen there),
-    # the statistical peers of `evaluation.peers` distilled into linear maps of the window, and
-    # their mean; fitted on the training part (on train and validation with
-    # `linear_base_refit`). The direct and encoder-decoder heads start from
+    # the seasonal naive forecast, the statistical peers of `evaluation.peers` distilled into
+    # linear maps of the window, and their mean; fitted on the training part (on train and
+    # validation with `linear_base_refit`). The direct and encoder-decoder heads start from
     # zero, so training starts at the linear forecast (the autoregressive decoder's head does
     # not, and it feeds back its own part of the forecast).
     linear_base: bool = False
     linear_base_refit: bool = False
     # A direct model on a linear base keeps its recurrent residual only where the residual
-    # lowers the validation MAE by more than this share: without it the base is refitted on
-    # train and validation, a gain the validation windows cannot show.
+    # lowers the validation MAE by more than this share (without it the base is refitted on
+    # train and validation, a gain the validation windows cannot show) and by more than
+    # chance over blocks of `data.horizon` validation windows (`evaluation.significant_gain`:
+    # a validation part shorter than 3 horizons never keeps it).
     residual_margin: float = 0.02
     # Compile the training step with XLA (one graph per batch shape; measure before using).
     jit_compile: bool = False
@@ -120,8 +122,9 @@ def base() -> ForecastingConfig:
     """Any series: seasons, lookback and lag grid derived from its frequency, horizon 12.
 
     A frozen linear base (chosen by rolling-origin validation among the ridge, its lag counts,
-    alphas, a square-root transform and differences, and AutoETS, AutoARIMA and AutoTheta
-    distilled into linear maps of the window, and their mean; fitted on the training part)
+    alphas, a square-root transform and differences, the seasonal naive forecast, and AutoETS,
+    AutoARIMA and AutoTheta distilled into linear maps of the window, and their mean; fitted on
+    the training part)
     plus an LSTM(32) residual over the latest 48 steps whose head starts at zero; the median
     (pinball 0.5, i.e. absolute error) loss; a low learning rate, and early stopping on
     validation keeps the residual small (and drops it where it does not beat the base there by

@@ -73,7 +73,9 @@ class SeriesAssets(Assets):
     def ridge_choice(self) -> evaluation.LinearChoice:
         if not self.ridge_choice_fields:  # work dirs trained before the distilled bases
             return self.linear_choice
-        return evaluation.LinearChoice(**self.ridge_choice_fields)
+        fields = dict(self.ridge_choice_fields)  # JSON gives `statistical` back as a list
+        fields["statistical"] = tuple(fields.get("statistical", ()))
+        return evaluation.LinearChoice(**fields)
 
     FILE = "series.json"
 
@@ -244,11 +246,12 @@ def fit_linear_base(
     config: ForecastingConfig,
     assets: SeriesAssets,
 ) -> None:
-    """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`), then the
-    linear base among it and the distilled statistical peers (`evaluation.choose_linear_base`),
-    and keeps both in `assets`: the base fitted on the training part (on train and validation with
-    `model.linear_base_refit`) and on train and validation, the ridge on train and validation
-    as `evaluate`'s ridge peer."""
+    """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`) and keeps it,
+    fitted on train and validation, as `evaluate`'s ridge peer; with `model.linear_base`, also
+    chooses the base among it, the seasonal naive forecast and the distilled statistical peers
+    (`evaluation.choose_linear_base`) and keeps it fitted on the training part (on train and
+    validation with `model.linear_base_refit`) and on train and validation. A distilled model
+    that fails on train and validation, which no validation piece saw, leaves the ridge."""
     data, targets = config.data, len(assets.target_columns)
     if len(splits["validation"]) < data.horizon:
         raise UserError(
@@ -266,9 +269,8 @@ def fit_linear_base(
         config.evaluation.season,
     )
     assets.ridge_choice_fields = dataclasses.asdict(ridge)
-    assets.ridge_kernel, assets.ridge_bias = fitted_lists(
-        values, validation.end, config, targets, ridge
-    )
+    ridge_fit = fitted_lists(values, validation.end, config, targets, ridge)
+    assets.ridge_kernel, assets.ridge_bias = ridge_fit
     if not config.model.linear_base:
         return
     choice, candidates = evaluation.choose_linear_base(
@@ -280,24 +282,24 @@ def fit_linear_base(
         + ", ".join(f"{name} {value:.4g}" for name, value in candidates.items())
         + f": {choice.name}"
     )
+    refit = ridge_fit
+    if choice != ridge:
+        try:
+            refit = fitted_lists(values, validation.end, config, targets, choice)
+        except ValueError as failure:
+            print(f"note: {failure} on train and validation: the linear base is the ridge")
+            choice = ridge
     assets.linear_lags, assets.linear_alpha = choice.lags, choice.alpha
     assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
     assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
     assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
-    assets.linear_refit_kernel, assets.linear_refit_bias = (
-        (assets.ridge_kernel, assets.ridge_bias)
-        if choice == ridge
-        else fitted_lists(values, validation.end, config, targets, choice)
-    )
-    if config.model.linear_base_refit:
-        assets.linear_kernel, assets.linear_bias = (
-            assets.linear_refit_kernel,
-            assets.linear_refit_bias,
+    assets.linear_refit_kernel, assets.linear_refit_bias = refit
+    train_end = validation.end if config.model.linear_base_refit else splits["train"].end
+    assets.linear_kernel, assets.linear_bias = (
+        refit if train_end == validation.end else fitted_lists(
+            values, train_end, config, targets, choice
         )
-    else:
-        assets.linear_kernel, assets.linear_bias = fitted_lists(
-            values, splits["train"].end, config, targets, choice
-        )
+    )  # fmt: skip
 
 
 def fitted_lists(
@@ -316,7 +318,9 @@ def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -
     data, settings = config.data, config.evaluation
     frequency = series.frequency
     derived: dict[str, Any] = {}
-    train_steps = int(len(series) * (1.0 - data.validation_fraction - data.test_fraction))
+    train_steps = windows.time_splits(len(series), data.validation_fraction, data.test_fraction)[
+        "train"
+    ].end
     if not data.seasons and frequency is not None:
         # A cycle the training part does not hold twice can be neither learnt nor checked (a
         # day of half-second steps in 150 steps).

@@ -3,15 +3,14 @@
 Peers: the last observed value, the seasonal naive forecast (the value one season earlier),
 the ridge regression from the latest lags (every column, original units) to every horizon
 step, its lag count, penalty, square-root transform and differencing chosen by rolling-origin
-validation (`choose_ridge`) and fitted on train and validation (the same choice, fitted on the
-training part, is the model's linear base), kept in the assets so that `evaluate --data FILE`
-compares the same peers, and statsforecast's AutoETS, AutoARIMA and AutoTheta filtered over
-the same windows (`statistical_forecasts`). `best_baseline` is the strongest on the test part.
-The model's linear base is chosen on validation among that ridge and those peers distilled into
-linear maps of the window (`choose_linear_base`).
-Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on
-the training part, with the series' season) and MAE per horizon step; quantile models add
-interval coverage.
+validation (`choose_ridge`) and fitted on train and validation, kept in the assets so that
+`evaluate --data FILE` compares the same peers, and statsforecast's AutoETS, AutoARIMA and
+AutoTheta filtered over the same windows (`statistical_forecasts`). `best_baseline` is the
+strongest on the test part. The model's linear base is chosen on the same validation among
+that ridge, the seasonal naive forecast and those peers distilled into linear maps of the
+window (`choose_linear_base`). Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean
+absolute seasonal-naive error on the training part, with the series' season) and MAE per
+horizon step; quantile models add interval coverage.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ RIDGE_DIFFERENCES = ("none", "first", "seasonal")
 # The linear base candidate that repeats the last season (the last value for season 1).
 SEASONAL_NAIVE = "seasonal_naive"
 # Origins of the rolling-origin validation: the validation part is cut into this many
-# consecutive pieces, each scored by a ridge fitted on every window before it.
+# consecutive pieces, each scored by a candidate fitted on every step before it.
 VALIDATION_ORIGINS = 3
 
 
@@ -281,11 +280,12 @@ def choose_ridge(
 # their mean (forecast combination, as the M4 competition's combined benchmarks did).
 
 # A model is fitted on at most this many of the latest steps (AutoARIMA on 1,700 monthly
-# steps: 47 s; on 600: seconds), and distilled on at most this many of the latest window ends.
+# steps: 47 s; on 600: seconds), and distilled on the latest this many window ends and the end.
 DISTILLATION_FIT_STEPS = 600
 DISTILLED_ORIGINS = 500
-# Ridge penalty of the distillation, relative to the mean squared window value: the targets
-# are the model's own forecasts, so the fit is near exact and the penalty only steadies it.
+# Ridge penalty of the distillation, relative to the windows' centred sum of squares per lag
+# (their variance times their count): the targets are the model's own forecasts, so the fit
+# is near exact and the penalty only steadies it.
 DISTILLATION_RELATIVE_ALPHA = 1e-4
 
 
@@ -302,6 +302,8 @@ def distilled_forecaster(
     """
     columns = values.shape[1]
     if name == SEASONAL_NAIVE:
+        if not 1 <= season <= lookback:
+            raise ValueError(f"season: expected 1..{lookback} (the lookback), got {season}")
         kernel = np.zeros((lookback, columns, horizon, targets))
         for step in range(horizon):
             for target in range(targets):
