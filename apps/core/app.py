@@ -328,7 +328,8 @@ class App(Generic[ConfigT]):
         """Adjusts `model` (the best checkpoint) in place with values fitted on the validation
         split once training has ended, e.g. forecasting's interval offsets; True when it
         changed the model, which training then saves as the checkpoint. Called only for an
-        app that sets `calibrates_after_training`."""
+        app that sets `calibrates_after_training`, before the run is recorded as finished, so
+        it must change nothing on a model it has calibrated (a resumed run calls it again)."""
         return False
 
     def add_commands(self, commands: argparse._SubParsersAction) -> None:

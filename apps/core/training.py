@@ -425,8 +425,8 @@ def train(
     (stopping,) = [
         callback for callback in run_callbacks if isinstance(callback, ResumableEarlyStopping)
     ]
-    record = record_finished(workdir, stopping, history)
-    print(f"{stop_reason(record)} ({app.monitor} {record[app.monitor]:.6g})")
+    # Before the run is recorded as finished: a kill in between leaves a run that resumes and
+    # does this again (both steps give the same result on their own output).
     if app.calibrates_after_training or app.chosen_after_training_fields:
         best_model = keras.saving.load_model(workdir / MODEL_FILE)
         if app.calibrates_after_training and app.calibrate_after_training(
@@ -437,6 +437,8 @@ def train(
         chosen = app.choose_after_training(best_model, config, datasets)
         if chosen != config:
             config_lib.save(chosen, workdir / CONFIG_FILE)
+    record = record_finished(workdir, stopping, history)
+    print(f"{stop_reason(record)} ({app.monitor} {record[app.monitor]:.6g})")
     plots.training_curves(workdir / HISTORY_FILE, workdir / "training-curves.png")
     return model, datasets
 
