@@ -140,10 +140,6 @@ class CaptionModel(keras.Model):
         """Images `(batch, height, width, 3)` -> the decoder's initial state and context."""
         return self.encode_features(self.image_encoder(images, training=False))
 
-    def pooled_features(self, images):
-        """The encoder's features averaged over the cells, `(batch, features)`."""
-        return ops.mean(self.image_encoder(images, training=False), axis=1)
-
     def generator(self, max_length: int) -> Generator:
         """Greedy search, beam search and sampling over images; never [PAD] or [START]."""
         return Generator(
