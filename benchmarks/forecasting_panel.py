@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 
@@ -109,7 +108,7 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
                 _, datasets = training.train(APP, config, workdir)
             seconds = time.perf_counter() - started
             # The published checkpoint, as `evaluate` and `export` read it (not the last epoch).
-            model = keras.saving.load_model(workdir / training.MODEL_FILE)
+            _, model, _ = training.load_trained(APP, workdir)
             scored = copy.deepcopy(config)
             if peers:
                 scored.evaluation.peers = ()  # the same windows: the peers are scored once

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from apps.core import config as config_lib
@@ -85,7 +84,7 @@ def main() -> None:
             _, trained_datasets = training.train(APP, config, Path(workdir))
             seconds = time.perf_counter() - started
             # The published checkpoint, as `evaluate` and `export` read it (not the last epoch).
-            model = keras.saving.load_model(Path(workdir) / training.MODEL_FILE)
+            _, model, _ = training.load_trained(APP, Path(workdir))
             metrics = APP.evaluation.evaluate(
                 model, config, trained_datasets, EvaluationOutputs(Path(workdir))
             )

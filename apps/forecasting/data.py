@@ -294,12 +294,11 @@ def fit_linear_base(
     assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
     assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
     assets.linear_refit_kernel, assets.linear_refit_bias = refit
-    train_end = validation.end if config.model.linear_base_refit else splits["train"].end
     assets.linear_kernel, assets.linear_bias = (
-        refit if train_end == validation.end else fitted_lists(
-            values, train_end, config, targets, choice
-        )
-    )  # fmt: skip
+        refit
+        if config.model.linear_base_refit
+        else fitted_lists(values, splits["train"].end, config, targets, choice)
+    )
 
 
 def fitted_lists(

@@ -714,13 +714,10 @@ class ResidualGate(keras.callbacks.Callback):
 
     def _window_errors(self) -> np.ndarray:
         """The point forecast's mean absolute error per validation window, in time order."""
-        errors = []
-        for inputs, truth in self.validation:
-            output = np.asarray(self.model(inputs, training=False))
-            if self.median_level is not None:
-                output = output[..., self.median_level]
-            errors.append(np.abs(output - np.asarray(truth)).mean(axis=(1, 2)))
-        return np.concatenate(errors)
+        output, truth = dataset_outputs(self.model, self.validation)
+        if self.median_level is not None:
+            output = output[..., self.median_level]
+        return np.abs(output - truth).mean(axis=(1, 2))
 
     def _gate(self) -> dict[str, float]:
         head = self.model.get_layer("head")
@@ -780,6 +777,15 @@ class ResidualGate(keras.callbacks.Callback):
             )
 
 
+def dataset_outputs(model: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs and the truths of every `(inputs, truth)` batch, concatenated."""
+    outputs, truths = [], []
+    for inputs, truth in dataset:
+        outputs.append(np.asarray(model(inputs, training=False)))
+        truths.append(np.asarray(truth))
+    return np.concatenate(outputs), np.concatenate(truths)
+
+
 def significant_gain(base_errors: np.ndarray, errors: np.ndarray, horizon: int) -> bool:
     """True when `errors` (per validation window, in time order) are below `base_errors` by
     more than chance: the mean gain over blocks of `horizon` consecutive windows exceeds two
@@ -831,11 +837,7 @@ def calibrate_quantiles(
                 for weights in (assets.linear_kernel, assets.linear_bias)
             ]
         )
-    outputs, truths = [], []
-    for inputs, truth in datasets.validation:
-        outputs.append(np.asarray(model(inputs, training=False)))
-        truths.append(np.asarray(truth))
-    output, truth = np.concatenate(outputs), np.concatenate(truths)
+    output, truth = dataset_outputs(model, datasets.validation)
     if base is not None:
         base.set_weights(published)
     # output (windows, horizon, targets, levels), truth (windows, horizon, targets): normalized
