@@ -148,6 +148,10 @@ def check_config(config: ForecastingConfig) -> None:
             raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
     if data.limit < 0:
         raise UserError(f"data.limit: expected 0 (all) or a positive integer, got {data.limit}")
+    if not 0.0 <= model.residual_margin < 1.0:
+        raise UserError(
+            f"model.residual_margin: expected a share in [0, 1), got {model.residual_margin}"
+        )
     if not 0.0 <= data.max_missing_fraction <= 1.0:
         raise UserError(
             "data.max_missing_fraction: expected a share in [0, 1], got "

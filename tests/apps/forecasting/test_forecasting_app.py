@@ -259,6 +259,7 @@ def write(path: Path, text: str) -> Path:
             "a column; fill the gaps, or allow more with --set data.max_missing_fraction=SHARE",
         ),
         (None, ["--set", "data.max_missing_fraction=2"], "data.max_missing_fraction: expected"),
+        (None, ["--set", "model.residual_margin=-0.1"], "model.residual_margin: expected"),
         (
             None,
             ["--set", "model.model_type=magic"],
