@@ -75,8 +75,9 @@ class LinearForecast(keras.layers.Layer):
     `keras.layers.Dense`, applies the inverse transform and normalizes the result with the
     statistics of the first `targets` columns. So a ridge regression fitted outside Keras on
     flattened windows in original units can be loaded as its weights, and square-root
-    forecasts are squared back (negative values clipped to zero first). Masking: none; the
-    input is a full history.
+    forecasts are squared back (negative values clipped to zero first). With `calendar_size`,
+    the map also reads the calendar terms of the first forecast step (`pipelines.calendar`),
+    after the window's values and untransformed. Masking: none; the input is a full history.
 
     Args:
         window: how many of the latest steps the forecast reads.
@@ -85,10 +86,13 @@ class LinearForecast(keras.layers.Layer):
         transform: `"identity"` or `"sqrt"`.
         input_mean: per-column means of the normalization, or `None` (inputs in original units).
         input_std: per-column standard deviations, or `None`.
+        calendar_size: how many calendar terms per step the layer reads (0: none).
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
-        inputs: float tensor `(batch, time, columns)` with `time >= window`.
+        inputs: float tensor `(batch, time, columns)` with `time >= window`; with
+            `calendar_size`, the list of it and the calendar terms `(batch, horizon,
+            calendar_size)`.
 
     Returns:
         Float tensor `(batch, horizon, targets)`.
@@ -115,6 +119,7 @@ class LinearForecast(keras.layers.Layer):
         transform="identity",
         input_mean=None,
         input_std=None,
+        calendar_size=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -134,16 +139,22 @@ class LinearForecast(keras.layers.Layer):
         self.transform = transform
         self.input_mean = None if input_mean is None else [float(value) for value in input_mean]
         self.input_std = None if input_std is None else [float(value) for value in input_std]
+        self.calendar_size = int(calendar_size)
         self.dense = keras.layers.Dense(horizon * targets, name="dense", dtype=self.dtype_policy)
         # `trainable=False` given at construction reaches the sublayer made after it.
         self.dense.trainable = self.trainable
 
     def build(self, input_shape):
+        if self.calendar_size:
+            input_shape = input_shape[0]
         check_window_fits(self.window, input_shape)
-        self.dense.build((None, self.window * input_shape[-1]))
+        self.dense.build((None, self.window * input_shape[-1] + self.calendar_size))
         self.built = True
 
     def call(self, inputs):
+        calendar = None
+        if self.calendar_size:
+            inputs, calendar = inputs
         latest = inputs[:, -self.window :, :]
         if self.input_mean is not None:
             latest = latest * ops.convert_to_tensor(self.input_std, latest.dtype) + (
@@ -153,6 +164,8 @@ class LinearForecast(keras.layers.Layer):
             latest = ops.sqrt(ops.maximum(latest, 0.0))
         columns = ops.shape(latest)[-1]
         flat = ops.reshape(latest, (-1, self.window * columns))  # (batch, window * columns)
+        if calendar is not None:
+            flat = ops.concatenate([flat, ops.cast(calendar[:, 0, :], flat.dtype)], axis=-1)
         forecast = self.dense(flat)
         if self.transform == "sqrt":
             forecast = ops.square(ops.maximum(forecast, 0.0))
@@ -165,12 +178,15 @@ class LinearForecast(keras.layers.Layer):
         return forecast
 
     def compute_output_shape(self, input_shape):
+        if self.calendar_size:
+            input_shape = input_shape[0]
         return (input_shape[0], self.horizon, self.targets)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
+                "calendar_size": self.calendar_size,
                 "window": self.window,
                 "horizon": self.horizon,
                 "targets": self.targets,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from pipelines.calendar import Calendar
 from pipelines.errors import DataError
 
 
@@ -128,6 +129,8 @@ def make_windows(
     target_indices: Sequence[int],
     known_future_indices: Sequence[int] = (),
     teacher_targets: bool = False,
+    calendar: Calendar | None = None,
+    times: np.ndarray | None = None,
     batch_size: int = 32,
     shuffle: bool = False,
     seed: int | None = None,
@@ -136,13 +139,18 @@ def make_windows(
 
     The inputs hold `history` (lookback, columns); with `known_future_indices`, also
     `future_covariates` (horizon, len(known_future_indices)): those columns over the
-    forecast steps; with `teacher_targets`, the targets again (for teacher forcing).
+    forecast steps; with `teacher_targets`, the targets again (for teacher forcing); with a
+    `calendar` and the float64 `times` of the steps (`calendar.time_values`), `calendar`: its
+    terms over the forecast steps (horizon, calendar.size), from the time of the last history
+    step as the export computes them.
     Windows are cached, reshuffled each epoch when `shuffle`, batched and prefetched.
     """
     series = tf.constant(np.asarray(values, dtype=np.float32))
     target_indices = tf.constant(list(target_indices), dtype=tf.int32)
     known_future = list(known_future_indices)
     known_future_indices = tf.constant(known_future, dtype=tf.int32)
+    if calendar is not None:
+        times = tf.constant(np.asarray(times, dtype=np.float64))
 
     def window(start):
         history = series[start : start + lookback]
@@ -153,6 +161,9 @@ def make_windows(
             inputs["future_covariates"] = tf.gather(future, known_future_indices, axis=-1)
         if teacher_targets:
             inputs["teacher_targets"] = targets
+        if calendar is not None:
+            last_time = times[start + lookback - 1]
+            inputs["calendar"] = calendar.terms(last_time[None], horizon)[0]
         return inputs, targets
 
     dataset = tf.data.Dataset.from_tensor_slices(np.asarray(starts, dtype=np.int64))

@@ -37,6 +37,11 @@ class DataConfig(core_config.DataConfig):
     # to ten seasons on long series), at most a third of the training part.
     seasons: tuple[float, ...] = ()
     lookback: int = 0
+    # Calendar features: up to this many Fourier sine-cosine pairs of each of `data.seasons`
+    # (`pipelines.calendar`), known for the forecast steps; the linear base tries them on
+    # validation and the recurrent model reads them beside the known future covariates. The
+    # export then takes `last_time`, the time of the last history step. 0: none.
+    calendar_terms: int = 0
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).
     stride: int = 1

@@ -15,6 +15,7 @@ from apps.core.app import Assets, Datasets
 from apps.core.errors import UserError
 from apps.forecasting import evaluation
 from apps.forecasting.config import ForecastingConfig
+from pipelines import calendar as calendar_terms
 from pipelines import windows
 from pipelines.errors import DataError
 from pipelines.sources import time_series
@@ -34,14 +35,15 @@ class SeriesAssets(Assets):
     highway_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     highway_bias: list[float] = dataclasses.field(default_factory=list)
     # The linear base chosen by rolling-origin validation (`evaluation.choose_linear_base`):
-    # its lag count, alpha, transform, difference, statistical models (the ridge when empty)
-    # and validation MAE (original units), with every candidate's MAE.
+    # its lag count, alpha, transform, difference, statistical models (the ridge when empty),
+    # use of the calendar terms and validation MAE (original units), with every candidate's MAE.
     linear_lags: int = 0
     linear_alpha: float = 0.0
     linear_transform: str = ""
     linear_difference: str = "none"
     linear_season: int = 1
     linear_statistical: list[str] = dataclasses.field(default_factory=list)
+    linear_calendar: bool = False
     linear_validation_mae: float = 0.0
     linear_candidates: dict[str, float] = dataclasses.field(default_factory=dict)
     # That base fitted on the training part (on train and validation with
@@ -57,6 +59,13 @@ class SeriesAssets(Assets):
     ridge_choice_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     ridge_kernel: list[list[float]] = dataclasses.field(default_factory=list)
     ridge_bias: list[float] = dataclasses.field(default_factory=list)
+    # The calendar features' seasons, orders and step (`pipelines.calendar.Calendar`); empty:
+    # none (`data.calendar_terms` 0, or a series without a season).
+    calendar_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def calendar(self) -> calendar_terms.Calendar | None:
+        return calendar_terms.Calendar.from_json(self.calendar_fields)
 
     @property
     def linear_choice(self) -> evaluation.LinearChoice:
@@ -67,6 +76,7 @@ class SeriesAssets(Assets):
             self.linear_difference,
             self.linear_season,
             tuple(self.linear_statistical),
+            self.linear_calendar,
         )
 
     @property
@@ -110,6 +120,8 @@ class SeriesDatasets(Datasets):
     series: time_series.TimeSeries | None = None
     splits: dict[str, windows.Split] = dataclasses.field(default_factory=dict)
     test_starts: np.ndarray | None = None
+    # The calendar terms of the step after each step (`Calendar.next_terms`), or None.
+    next_terms: np.ndarray | None = None
 
 
 def check_config(config: ForecastingConfig) -> None:
@@ -146,6 +158,11 @@ def check_config(config: ForecastingConfig) -> None:
     for name in ("lookback", "horizon", "stride"):
         if getattr(data, name) < 1:
             raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
+    if data.calendar_terms < 0:
+        raise UserError(
+            f"data.calendar_terms: expected 0 (none) or a positive integer, got "
+            f"{data.calendar_terms}"
+        )
     if data.limit < 0:
         raise UserError(f"data.limit: expected 0 (all) or a positive integer, got {data.limit}")
     if not 0.0 <= model.residual_margin < 1.0:
@@ -249,13 +266,15 @@ def fit_linear_base(
     splits: dict[str, windows.Split],
     config: ForecastingConfig,
     assets: SeriesAssets,
+    next_terms: np.ndarray | None = None,
 ) -> None:
     """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`) and keeps it,
     fitted on train and validation, as `evaluate`'s ridge peer; with `model.linear_base`, also
     chooses the base among it, the seasonal naive forecast and the distilled statistical peers
     (`evaluation.choose_linear_base`) and keeps it fitted on the training part (on train and
-    validation with `model.linear_base_refit`) and on train and validation. A distilled model
-    that fails on train and validation, which no validation piece saw, leaves the ridge."""
+    validation with `model.linear_base_refit`) and on train and validation. Both try the
+    calendar terms of `next_terms` (`Calendar.next_terms`) when given. A distilled model that
+    fails on train and validation, which no validation piece saw, leaves the ridge."""
     data, targets = config.data, len(assets.target_columns)
     if len(splits["validation"]) < data.horizon:
         raise UserError(
@@ -271,15 +290,16 @@ def fit_linear_base(
         targets,
         tuple(config.evaluation.ridge_lags),
         config.evaluation.season,
+        next_terms,
     )
     assets.ridge_choice_fields = dataclasses.asdict(ridge)
-    ridge_fit = fitted_lists(values, validation.end, config, targets, ridge)
+    ridge_fit = fitted_lists(values, validation.end, config, targets, ridge, next_terms)
     assets.ridge_kernel, assets.ridge_bias = ridge_fit
     if not config.model.linear_base:
         return
     choice, candidates = evaluation.choose_linear_base(
         values[: validation.end], validation, data.lookback, data.horizon, targets,
-        ridge, error, tuple(config.evaluation.peers),
+        ridge, error, tuple(config.evaluation.peers), next_terms,
     )  # fmt: skip
     print(
         "linear base chosen on the validation windows (MAE): "
@@ -289,28 +309,36 @@ def fit_linear_base(
     refit = ridge_fit
     if choice != ridge:
         try:
-            refit = fitted_lists(values, validation.end, config, targets, choice)
+            refit = fitted_lists(values, validation.end, config, targets, choice, next_terms)
         except ValueError as failure:
             print(f"note: {failure} on train and validation: the linear base is the ridge")
             choice = ridge
     assets.linear_lags, assets.linear_alpha = choice.lags, choice.alpha
     assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
     assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
+    assets.linear_calendar = choice.calendar
     assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
     assets.linear_refit_kernel, assets.linear_refit_bias = refit
     assets.linear_kernel, assets.linear_bias = (
         refit
         if config.model.linear_base_refit
-        else fitted_lists(values, splits["train"].end, config, targets, choice)
+        else fitted_lists(values, splits["train"].end, config, targets, choice, next_terms)
     )
 
 
 def fitted_lists(
-    values: np.ndarray, end: int, config: ForecastingConfig, targets: int, choice
+    values: np.ndarray,
+    end: int,
+    config: ForecastingConfig,
+    targets: int,
+    choice,
+    next_terms: np.ndarray | None,
 ) -> tuple[list, list]:
     """`evaluation.fit_linear` on the steps before `end`, as JSON lists for the assets."""
     data = config.data
-    kernel, bias = evaluation.fit_linear(values, end, data.lookback, data.horizon, targets, choice)
+    kernel, bias = evaluation.fit_linear(
+        values, end, data.lookback, data.horizon, targets, choice, next_terms
+    )
     return kernel.tolist(), bias.tolist()
 
 
@@ -410,7 +438,10 @@ def load_data(
             known_future_columns=list(data.known_future_columns),
             normalization=windows.Normalization.fit(train_values),
             seasonal_scale=seasonal_scale(train_values[:, :targets], config.evaluation.season),
+            calendar_fields=calendar_fields(config, series),
         )
+    calendar = assets.calendar
+    next_terms = None if calendar is None else calendar.next_terms(series.times)
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
     model = config.model
     needs_highway = model.highway_window and model.highway_least_squares
@@ -421,7 +452,7 @@ def load_data(
         )
         assets.highway_kernel, assets.highway_bias = kernel.tolist(), bias.tolist()
     if not assets.ridge_kernel and "train" in splits:
-        fit_linear_base(series.values.astype(np.float64), splits, config, assets)
+        fit_linear_base(series.values.astype(np.float64), splits, config, assets, next_terms)
 
     def dataset(name: str, training: bool) -> tf.data.Dataset | None:
         if name not in splits or len(splits[name]) < data.horizon:
@@ -439,6 +470,8 @@ def load_data(
             target_indices=range(len(assets.target_columns)),
             known_future_indices=assets.known_future_indices,
             teacher_targets=config.model.model_type == "autoregressive",
+            calendar=calendar,
+            times=calendar_terms.time_values(series.times),
             batch_size=config.training.batch_size,
             shuffle=training,
             seed=config.training.seed,
@@ -461,4 +494,24 @@ def load_data(
         series=series,
         splits=splits,
         test_starts=test_starts,
+        next_terms=next_terms,
     )
+
+
+def calendar_fields(config: ForecastingConfig, series: time_series.TimeSeries) -> dict[str, Any]:
+    """The `Calendar` of `data.calendar_terms` over `data.seasons` (JSON fields; empty when
+    off or when the series has no season, which is said)."""
+    data = config.data
+    if not data.calendar_terms:
+        return {}
+    calendar = None
+    if series.frequency is not None and data.seasons:
+        calendar = calendar_terms.Calendar.of(series.frequency, data.seasons, data.calendar_terms)
+    if calendar is None:
+        print(
+            f"note: data.calendar_terms: this series has no season of two steps or more "
+            f"(data.seasons {list(data.seasons)}): no calendar features"
+        )
+        return {}
+    print(f"calendar features: {', '.join(calendar.names)}")
+    return calendar.to_json()

@@ -29,6 +29,7 @@ from apps.core.metrics import headline
 from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
 from layers.losses import median_index
+from pipelines import calendar as calendar_terms
 from pipelines import windows
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ class LinearChoice:
     With `statistical` (statsforecast model names), it is the mean forecast of those models
     distilled into a map of each target's own last `lags` steps (`distilled_forecaster`; identity,
     no difference) instead of a ridge fitted on the truths; `(SEASONAL_NAIVE,)` is the seasonal
-    naive forecast itself.
+    naive forecast itself. With `calendar`, the map also reads the calendar terms of the first
+    forecast step (`pipelines.calendar`; those of the later steps are fixed rotations of them,
+    which the per-step weights absorb), after the window's values.
     """
 
     lags: int
@@ -68,14 +71,17 @@ class LinearChoice:
     difference: str
     season: int
     statistical: tuple[str, ...] = ()
+    calendar: bool = False
 
     @property
     def name(self) -> str:
         if not self.statistical:
-            return "ridge"
-        if self.statistical == (SEASONAL_NAIVE,):
-            return SEASONAL_NAIVE
-        return "+".join(self.statistical) + " (distilled)"
+            name = "ridge"
+        elif self.statistical == (SEASONAL_NAIVE,):
+            name = SEASONAL_NAIVE
+        else:
+            name = "+".join(self.statistical) + " (distilled)"
+        return name + " + calendar" if self.calendar else name
 
 
 def last_value_forecast(histories: np.ndarray, horizon: int, targets: int) -> np.ndarray:
@@ -157,15 +163,19 @@ def difference_maps(
 
 
 def fit_choice(
-    histories: np.ndarray, futures: np.ndarray, choice: LinearChoice
+    histories: np.ndarray,
+    futures: np.ndarray,
+    choice: LinearChoice,
+    calendar_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weights (lags * columns, horizon * targets) and bias of `choice` on these windows, in
-    `choice.transform` space and folded back onto the transformed window: the forecast is
-    `inverse(forward(window[-lags:]) @ weights + bias)` whatever the difference."""
-    return _fit_choices(histories, futures, choice, (choice.alpha,))[0]
+    """Weights (lags * columns [+ calendar terms], horizon * targets) and bias of `choice` on
+    these windows, in `choice.transform` space and folded back onto the transformed window: the
+    forecast is `inverse(forward(window[-lags:]) @ weights + bias)` whatever the difference
+    (with `choice.calendar`, the window's `calendar_rows` follow its values)."""
+    return _fit_choices(histories, futures, choice, (choice.alpha,), calendar_rows)[0]
 
 
-def _fit_choices(histories, futures, choice, alphas):
+def _fit_choices(histories, futures, choice, alphas, calendar_rows=None):
     forward, _ = RIDGE_TRANSFORMS[choice.transform]
     windows_count, _, columns = histories.shape
     horizon, targets = futures.shape[1:]
@@ -174,31 +184,81 @@ def _fit_choices(histories, futures, choice, alphas):
     features, reference = difference_maps(
         choice.lags, columns, horizon, targets, choice.difference, choice.season
     )
-    fits = ridge_path(inputs @ features, outputs - inputs @ reference, alphas)
-    return [(features @ weights + reference, bias) for weights, bias in fits]
+    design = inputs @ features
+    if not choice.calendar:
+        fits = ridge_path(design, outputs - inputs @ reference, alphas)
+        return [(features @ weights + reference, bias) for weights, bias in fits]
+    # The terms (in [-1, 1]) scaled to the window features' spread, so that one penalty suits
+    # both; the scale is folded back into their weights.
+    scale = float(design.std()) or 1.0
+    fits = ridge_path(
+        np.concatenate([design, scale * calendar_rows], axis=1),
+        outputs - inputs @ reference,
+        alphas,
+    )
+    size = features.shape[1]
+    return [
+        (np.concatenate([features @ weights[:size] + reference, scale * weights[size:]]), bias)
+        for weights, bias in fits
+    ]
 
 
 def choice_forecast(
-    histories: np.ndarray, weights: np.ndarray, bias: np.ndarray, choice: LinearChoice, horizon: int
+    histories: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    choice: LinearChoice,
+    horizon: int,
+    calendar_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """The forecast (windows, horizon, targets) of `fit_choice`'s weights, in original units."""
     forward, inverse = RIDGE_TRANSFORMS[choice.transform]
-    return inverse(ridge_forecast(forward(histories[:, -choice.lags :]), weights, bias, horizon))
+    inputs = forward(histories[:, -choice.lags :]).reshape(len(histories), -1)
+    if choice.calendar:
+        inputs = np.concatenate([inputs, calendar_rows], axis=1)
+    return inverse(ridge_forecast(inputs, weights, bias, horizon))
 
 
 def ridge_candidates(
-    lag_counts: tuple[int, ...], season: int, non_negative: bool
+    lag_counts: tuple[int, ...], season: int, non_negative: bool, calendar: bool = False
 ) -> list[LinearChoice]:
-    """Every lag count, transform and difference of the grid (alpha 0: the path covers it)."""
+    """Every lag count, transform, difference and (with `calendar`) use of the calendar terms
+    of the grid (alpha 0: the path covers it)."""
     transforms = ["identity", "sqrt"] if non_negative else ["identity"]
     candidates = []
-    for lags, transform, difference in itertools.product(lag_counts, transforms, RIDGE_DIFFERENCES):
+    for lags, transform, difference, with_calendar in itertools.product(
+        lag_counts, transforms, RIDGE_DIFFERENCES, (False, True) if calendar else (False,)
+    ):
         if difference == "first" and lags < 2 or difference == "seasonal" and lags <= season:
             continue
         if difference == "seasonal" and season < 2:
             continue
-        candidates.append(LinearChoice(lags, 0.0, transform, difference, season))
+        candidates.append(
+            LinearChoice(lags, 0.0, transform, difference, season, calendar=with_calendar)
+        )
     return candidates
+
+
+def window_calendar(
+    next_terms: np.ndarray | None, starts: np.ndarray, lookback: int
+) -> np.ndarray | None:
+    """The calendar terms of each window's first forecast step, from `next_terms` (steps, size)
+    (`Calendar.next_terms` of the series' times); None without a calendar."""
+    return None if next_terms is None else next_terms[starts + lookback - 1]
+
+
+def split_windows(
+    values: np.ndarray,
+    split: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    next_terms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Histories, futures and calendar rows (`window_calendar`) of the windows of `split`."""
+    starts = windows.window_starts(split, lookback, horizon)
+    histories, futures = windows.window_arrays(values, starts, lookback, horizon, targets)
+    return histories, futures, window_calendar(next_terms, starts, lookback)
 
 
 def validation_origins(validation: windows.Split, horizon: int) -> list[windows.Split]:
@@ -212,19 +272,21 @@ def validation_origins(validation: windows.Split, horizon: int) -> list[windows.
 
 
 def validation_pieces(
-    values: np.ndarray, validation: windows.Split, lookback: int, horizon: int, targets: int
-) -> list[tuple[windows.Split, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
-    """Per rolling origin (`validation_origins`): its piece, and the (histories, futures) of
-    the windows whose targets end before it and of the windows of the piece."""
+    values: np.ndarray,
+    validation: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    next_terms: np.ndarray | None = None,
+) -> list[tuple[windows.Split, tuple, tuple]]:
+    """Per rolling origin (`validation_origins`): its piece, and the `split_windows` of the
+    windows whose targets end before it and of the windows of the piece."""
     pieces = []
     for piece in validation_origins(validation, horizon):
-        train = windows.window_arrays(
-            values, windows.window_starts(windows.Split(0, piece.start), lookback, horizon),
-            lookback, horizon, targets,
-        )  # fmt: skip
-        scored = windows.window_arrays(
-            values, windows.window_starts(piece, lookback, horizon), lookback, horizon, targets
+        train = split_windows(
+            values, windows.Split(0, piece.start), lookback, horizon, targets, next_terms
         )
+        scored = split_windows(values, piece, lookback, horizon, targets, next_terms)
         if len(train[0]) and len(scored[0]):
             pieces.append((piece, train, scored))
     if not pieces:
@@ -240,24 +302,26 @@ def choose_ridge(
     targets: int,
     lag_counts: tuple[int, ...],
     season: int,
+    next_terms: np.ndarray | None = None,
 ) -> tuple[LinearChoice, float]:
     """The ridge with the lowest rolling-origin validation MAE, and that MAE.
 
     `values` (time, columns) in original units up to the end of `validation`; every origin
     (`validation_origins`) fits on the windows whose targets end before it and scores the
     windows of its piece; the MAE is the mean over the pieces. The square root is tried only
-    when every value is non-negative.
+    when every value is non-negative, the calendar terms only with `next_terms`
+    (`Calendar.next_terms`).
     """
-    pieces = validation_pieces(values, validation, lookback, horizon, targets)
+    pieces = validation_pieces(values, validation, lookback, horizon, targets, next_terms)
     lag_counts = tuple(lags for lags in lag_counts if lags <= lookback) or (lookback,)
     non_negative = bool(np.all(values[: validation.end] >= 0))
     best = None
-    for candidate in ridge_candidates(lag_counts, season, non_negative):
+    for candidate in ridge_candidates(lag_counts, season, non_negative, next_terms is not None):
         errors = np.zeros(len(RIDGE_ALPHAS))
-        for _, (train_histories, train_futures), (histories, truth) in pieces:
-            fits = _fit_choices(train_histories, train_futures, candidate, RIDGE_ALPHAS)
+        for _, (train_histories, train_futures, train_rows), (histories, truth, rows) in pieces:
+            fits = _fit_choices(train_histories, train_futures, candidate, RIDGE_ALPHAS, train_rows)
             for index, (weights, bias) in enumerate(fits):
-                forecast = choice_forecast(histories, weights, bias, candidate, horizon)
+                forecast = choice_forecast(histories, weights, bias, candidate, horizon, rows)
                 errors[index] += np.abs(forecast - truth).mean()
         index = int(np.argmin(errors))
         if best is None or errors[index] < best[1]:
@@ -290,15 +354,25 @@ DISTILLATION_RELATIVE_ALPHA = 1e-4
 
 
 def distilled_forecaster(
-    values: np.ndarray, end: int, lookback: int, horizon: int, targets: int, season: int, name: str
+    values: np.ndarray,
+    end: int,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    season: int,
+    name: str,
+    next_terms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """statsforecast's `name` fitted on each target column of `values[:end]`, distilled into a
-    kernel (lookback * columns, horizon * targets) and bias (horizon * targets) of the window.
+    kernel (lookback * columns, horizon * targets) and bias (horizon * targets) of the window;
+    with `next_terms` (`Calendar.next_terms`), of the window and the calendar terms of its
+    first forecast step (kernel rows after the window's), which carry the phase of a seasonal
+    model's state that the window alone does not.
 
     Each target's forecasts depend on its own history only (the kernel is zero elsewhere),
-    like the peer `evaluate` compares. `SEASONAL_NAIVE` is linear as it is: its exact map.
-    Raises ValueError when the model fails or forecasts a non-finite value, ImportError when
-    statsforecast is missing.
+    like the peer `evaluate` compares. `SEASONAL_NAIVE` is linear as it is: its exact map (no
+    calendar rows). Raises ValueError when the model fails or forecasts a non-finite value,
+    ImportError when statsforecast is missing.
     """
     columns = values.shape[1]
     if name == SEASONAL_NAIVE:
@@ -314,6 +388,8 @@ def distilled_forecaster(
     first = max(0, end - DISTILLATION_FIT_STEPS)
     origins = np.arange(max(first + lookback, end - DISTILLED_ORIGINS), end + 1)
     kernel = np.zeros((lookback, columns, horizon, targets))
+    terms = 0 if next_terms is None else next_terms.shape[1]
+    calendar_kernel = np.zeros((terms, horizon, targets))
     bias = np.zeros((horizon, targets))
     for target in range(targets):
         series = values[first:end, target].astype(np.float64)
@@ -327,14 +403,24 @@ def distilled_forecaster(
         if not np.all(np.isfinite(forecasts)):
             raise ValueError(f"{name} forecast a non-finite value on column {target}")
         recent = np.stack([values[origin - lookback : origin, target] for origin in origins])
-        alpha = (
-            DISTILLATION_RELATIVE_ALPHA
-            * float(np.mean(np.square(recent - recent.mean(axis=0))))
-            * len(recent)
-        )
-        [(weights, intercept)] = ridge_path(recent, forecasts, (max(alpha, 1e-12),))
-        kernel[:, target, :, target], bias[:, target] = weights, intercept
-    return kernel.reshape(lookback * columns, horizon * targets), bias.reshape(-1)
+        spread = float(np.mean(np.square(recent - recent.mean(axis=0))))
+        alpha = DISTILLATION_RELATIVE_ALPHA * spread * len(recent)
+        scale = np.sqrt(spread) or 1.0  # the calendar terms on the window's scale
+        design = recent
+        if terms:
+            design = np.concatenate([recent, scale * next_terms[origins - 1]], axis=1)
+        [(weights, intercept)] = ridge_path(design, forecasts, (max(alpha, 1e-12),))
+        kernel[:, target, :, target], bias[:, target] = weights[:lookback], intercept
+        calendar_kernel[:, :, target] = scale * weights[lookback:]
+    return (
+        np.concatenate(
+            [
+                kernel.reshape(lookback * columns, horizon * targets),
+                calendar_kernel.reshape(terms, horizon * targets),
+            ]
+        ),
+        bias.reshape(-1),
+    )
 
 
 def choose_linear_base(
@@ -346,23 +432,31 @@ def choose_linear_base(
     ridge: LinearChoice,
     ridge_error: float,
     models: tuple[str, ...],
+    next_terms: np.ndarray | None = None,
 ) -> tuple[LinearChoice, dict[str, float]]:
     """The linear base with the lowest rolling-origin validation MAE among `ridge` (its MAE
-    `ridge_error`), the seasonal naive forecast, each of `models` distilled and the mean of
-    them; and every candidate's MAE.
+    `ridge_error`), the seasonal naive forecast, each of `models` distilled (with the calendar
+    terms when `next_terms` is given) and the mean of them; and every candidate's MAE.
 
     As the ridge is, the models are fitted and distilled on the steps before each validation
     piece (`validation_pieces`) and score its windows; the MAE is the mean over the pieces. A
     model that fails on a piece is left out with a printed note.
     """
-    pieces = validation_pieces(values, validation, lookback, horizon, targets)
+    pieces = validation_pieces(values, validation, lookback, horizon, targets, next_terms)
     fits = {}  # model name -> (kernel, bias) per piece
     for name in models:
         try:
             fits[name] = [
                 distilled_forecaster(
-                    values, piece.start, lookback, horizon, targets, ridge.season, name
-                )
+                    values,
+                    piece.start,
+                    lookback,
+                    horizon,
+                    targets,
+                    ridge.season,
+                    name,
+                    next_terms,
+                )  # fmt: skip
                 for piece, _, _ in pieces
             ]
         except ValueError as error:
@@ -385,11 +479,14 @@ def choose_linear_base(
     errors = {ridge.name: ridge_error}
     best, best_error = ridge, ridge_error
     for names, per_piece in candidates.items():
-        choice = LinearChoice(lookback, 0.0, "identity", "none", ridge.season, names)
+        calendar = next_terms is not None and names != (SEASONAL_NAIVE,)
+        choice = LinearChoice(lookback, 0.0, "identity", "none", ridge.season, names, calendar)
         error = np.mean(
             [
-                np.abs(choice_forecast(histories, kernel, bias, choice, horizon) - truth).mean()
-                for (kernel, bias), (_, _, (histories, truth)) in zip(
+                np.abs(
+                    choice_forecast(histories, kernel, bias, choice, horizon, rows) - truth
+                ).mean()
+                for (kernel, bias), (_, _, (histories, truth, rows)) in zip(
                     per_piece, pieces, strict=True
                 )
             ]
@@ -407,15 +504,19 @@ def fit_linear(
     horizon: int,
     targets: int,
     choice: LinearChoice,
+    next_terms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`choice` fitted on the steps before `end`: the ridge on the windows whose targets end
-    there, or its statistical models fitted there and distilled (their mean)."""
+    there, or its statistical models fitted there and distilled (their mean); with
+    `choice.calendar`, on the calendar terms of `next_terms` too."""
+    terms = next_terms if choice.calendar else None
     if not choice.statistical:
-        starts = windows.window_starts(windows.Split(0, end), lookback, horizon)
-        arrays = windows.window_arrays(values, starts, lookback, horizon, targets)
-        return fit_choice(*arrays, choice)
+        histories, futures, rows = split_windows(
+            values, windows.Split(0, end), lookback, horizon, targets, terms
+        )
+        return fit_choice(histories, futures, choice, rows)
     fits = [
-        distilled_forecaster(values, end, lookback, horizon, targets, choice.season, name)
+        distilled_forecaster(values, end, lookback, horizon, targets, choice.season, name, terms)
         for name in choice.statistical
     ]
     return np.mean([kernel for kernel, _ in fits], axis=0), np.mean([b for _, b in fits], axis=0)
@@ -554,8 +655,10 @@ def model_inputs(
     starts: np.ndarray,
     config: ForecastingConfig,
     assets: SeriesAssets,
+    times: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The model's inputs for the windows at `starts` of the normalized series."""
+    """The model's inputs for the windows at `starts` of the normalized series (and of its
+    `times`, for a model that reads calendar features)."""
     lookback, horizon = config.data.lookback, config.data.horizon
     targets = len(assets.target_columns)
     histories, futures = windows.window_arrays(
@@ -566,6 +669,10 @@ def model_inputs(
         inputs["future_covariates"] = futures[..., assets.known_future_indices]
     if config.model.model_type == "autoregressive":
         inputs["teacher_targets"] = np.zeros((len(starts), horizon, targets), np.float32)
+    calendar = assets.calendar
+    if calendar is not None:
+        last_times = calendar_terms.time_values(times)[starts + lookback - 1]
+        inputs["calendar"] = calendar.terms(last_times, horizon).numpy()
     return inputs
 
 
@@ -585,7 +692,7 @@ def evaluate(
     histories, truth = windows.window_arrays(series.values, starts, lookback, horizon, targets)
 
     output = trained_model.predict(
-        model_inputs(normalized, starts, config, assets), batch_size=256, verbose=0
+        model_inputs(normalized, starts, config, assets, series.times), batch_size=256, verbose=0
     )
     target_columns = list(range(targets))
     if quantiles:
@@ -606,7 +713,10 @@ def evaluate(
     }
     if assets.ridge_kernel:  # chosen and fitted at training time (data.fit_linear_base)
         weights, bias = np.asarray(assets.ridge_kernel), np.asarray(assets.ridge_bias)
-        forecasts["ridge"] = choice_forecast(histories, weights, bias, assets.ridge_choice, horizon)
+        forecasts["ridge"] = choice_forecast(
+            histories, weights, bias, assets.ridge_choice, horizon,
+            window_calendar(datasets.next_terms, starts, lookback),
+        )  # fmt: skip
     notes = []
     if config.evaluation.peers:
         try:

@@ -1,7 +1,8 @@
 """Forecasting models: direct, autoregressive and encoder-decoder, point or quantile outputs.
 
 Every model reads normalized windows: `history` (batch, lookback, columns) with the target
-columns first, optionally `future_covariates` (batch, horizon, known) and, for the
+columns first, optionally `future_covariates` (batch, horizon, known), `calendar` (batch,
+horizon, terms: `pipelines.calendar`, read like more known future covariates) and, for the
 autoregressive model, `teacher_targets` (batch, horizon, targets), read only in training.
 It returns the normalized forecast (batch, horizon, targets), with a last quantile axis
 (batch, horizon, targets, quantiles) when `model.quantiles` is set.
@@ -47,6 +48,15 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
     if known_future:
         future = keras.Input((data.horizon, known_future), name="future_covariates")
         inputs["future_covariates"] = future
+    calendar = assets.calendar
+    if calendar is not None:
+        # The recurrent model reads the calendar terms as more known future covariates.
+        inputs["calendar"] = keras.Input((data.horizon, calendar.size), name="calendar")
+        future = inputs["calendar"]
+        if known_future:
+            future = keras.layers.Concatenate(name="known_future")(
+                [inputs["future_covariates"], future]
+            )
     recent = history
     if settings.recurrent_window:
         recent = history[:, -settings.recurrent_window :, :]  # (batch, recurrent_window, columns)
@@ -124,11 +134,12 @@ def build_model(config: ForecastingConfig, assets: SeriesAssets) -> keras.Model:
             transform=assets.linear_transform,
             input_mean=assets.normalization.mean,
             input_std=assets.normalization.std,
+            calendar_size=calendar.size if assets.linear_calendar else 0,
             trainable=False,
             dtype="float32",
             name="linear_base",
         )
-        linear = base(history)
+        linear = base([history, inputs["calendar"]] if assets.linear_calendar else history)
         base.dense.set_weights(
             [
                 np.asarray(assets.linear_kernel, np.float32),

@@ -2,9 +2,12 @@
 
 Inputs: `history` float32 (batch, lookback, columns) with the target columns first, in the
 units of the training data, and `future_covariates` float32 (batch, horizon, known) when the
-model reads known future covariates. NaN or infinity in an input stops the request with an
-InvalidArgument error that names it, and so does a history of the wrong length or width
-(the signature declares the shape, but a signature call does not enforce it).
+model reads known future covariates, and `last_time` float64 (batch,), the time of the last
+history step (seconds since 1970-01-01 UTC for dates, the number for a numeric time column),
+when it reads calendar features (`data.calendar_terms`): the graph computes their terms over
+the forecast steps from it (`pipelines.calendar`). NaN or infinity in an input stops the
+request with an InvalidArgument error that names it, and so does a history of the wrong length
+or width (the signature declares the shape, but a signature call does not enforce it).
 Outputs: `forecast` float32 (batch, horizon, targets) and, for quantile models, `quantiles`
 float32 (batch, horizon, targets, levels), sorted along the levels, and `quantile_levels`
 float32 (batch, levels), the sorted levels (e.g. 0.1, 0.5, 0.9) that name them.
@@ -13,15 +16,16 @@ The `stream` signature serves a stream one observation at a time from a stateles
 it takes `observation` float32 (batch, columns), the new step, and `state` float32 (batch,
 lookback, columns), the window the model read at the step before (the client keeps it; the
 first one is the series' last `lookback` steps before the stream), plus `future_covariates`
-when the model reads them; it returns the outputs of `serving_default` on the window that
-ends with the observation, and that window as the new `state`. The model reads nothing else
-from the past (the recurrent encoder runs over the window afresh), so stepping a series
-through it answers as `serving_default` does on each window.
+and `last_time` (the observation's time) when the model reads them; it returns the outputs of
+`serving_default` on the window that ends with the observation, and that window as the new
+`state`. The model reads nothing else from the past (the recurrent encoder runs over the window
+afresh), so stepping a series through it answers as `serving_default` does on each window.
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import sys
 from pathlib import Path
@@ -38,6 +42,7 @@ from apps.forecasting import data
 from apps.forecasting.config import DataConfig, ForecastingConfig
 from apps.forecasting.data import SeriesAssets
 from layers.losses import median_index
+from pipelines import calendar as calendar_terms
 from pipelines.errors import DataError, listing
 from pipelines.sources import time_series
 
@@ -64,15 +69,19 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
         and not quantiles
         and not any(np.any(weights) for weights in model.get_layer("head").get_weights())
     )
-    signature = [tf.TensorSpec([None, data.lookback, columns], tf.float32, name="history")]
+    calendar = assets.calendar
+    # The inputs after the history (or the stream's observation and state).
+    extra_inputs = []
     if known_future:
-        signature.append(
+        extra_inputs.append(
             tf.TensorSpec(
                 [None, data.horizon, len(known_future)], tf.float32, name="future_covariates"
             )
         )
+    if calendar is not None:
+        extra_inputs.append(tf.TensorSpec([None], tf.float64, name="last_time"))
 
-    def forecast(history, future_covariates=None):
+    def forecast(history, future_covariates=None, last_time=None):
         shape_check = tf.debugging.assert_equal(
             tf.shape(history)[1:],
             tf.constant([data.lookback, columns]),
@@ -94,8 +103,16 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
         if config.model.model_type == "autoregressive":
             batch = tf.shape(history)[0]
             inputs["teacher_targets"] = tf.zeros([batch, data.horizon, targets], tf.float32)
+        if calendar is not None:
+            last_time = tf.debugging.assert_all_finite(
+                last_time, "last_time holds NaN or infinity; send the time of the last step"
+            )
+            inputs["calendar"] = calendar.terms(last_time, data.horizon)
         if base_only:
-            normalized = model.get_layer("linear_base")(inputs["history"])
+            base_inputs = inputs["history"]
+            if assets.linear_calendar:
+                base_inputs = [base_inputs, inputs["calendar"]]
+            normalized = model.get_layer("linear_base")(base_inputs)
         else:
             normalized = model(inputs, training=False)
         if not quantiles:
@@ -109,10 +126,7 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
             "quantile_levels": tiled_levels,
         }
 
-    def forecast_history(history):
-        return forecast(history)
-
-    def step(observation, state, future_covariates=None):
+    def step(observation, state, future_covariates=None, last_time=None):
         shape_check = tf.debugging.assert_equal(
             tf.shape(observation)[1:],
             tf.constant([columns]),
@@ -121,25 +135,36 @@ def endpoints(model: keras.Model, config: ForecastingConfig, assets: SeriesAsset
         with tf.control_dependencies([shape_check]):
             # (batch, lookback, columns): the window moved on by the new step
             window = tf.concat([state[:, 1:], observation[:, None, :]], axis=1)
-        return {**forecast(window, future_covariates), "state": window}
+        return {**forecast(window, future_covariates, last_time), "state": window}
 
-    def step_history(observation, state):
-        return step(observation, state)
-
-    serve = forecast if known_future else forecast_history
+    signature = [
+        tf.TensorSpec([None, data.lookback, columns], tf.float32, name="history"),
+        *extra_inputs,
+    ]
     stream_signature = [
         tf.TensorSpec([None, columns], tf.float32, name="observation"),
         tf.TensorSpec([None, data.lookback, columns], tf.float32, name="state"),
-        *signature[1:],
+        *extra_inputs,
     ]
     return Endpoints(
         functions={
-            "serving_default": tf.function(serve, input_signature=signature),
-            "stream": tf.function(
-                step if known_future else step_history, input_signature=stream_signature
-            ),
+            "serving_default": tf.function(taking(forecast, signature), input_signature=signature),
+            "stream": tf.function(taking(step, stream_signature), input_signature=stream_signature),
         }
     )
+
+
+def taking(function, specs: list[tf.TensorSpec]):
+    """`function` as a function of exactly the inputs named by `specs`, in their order (a
+    signature's input names are its function's parameter names)."""
+
+    def call(*args):
+        return function(**{spec.name: value for spec, value in zip(specs, args, strict=True)})
+
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for spec in specs]
+    )
+    return call
 
 
 def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
@@ -155,6 +180,11 @@ def example_request(config: ForecastingConfig) -> dict[str, np.ndarray]:
         "observation": np.stack([values[end - 1] for end in ends]),
         "state": np.stack([values[end - lookback - 1 : end - 1] for end in ends]),
     }
+    if config.data.calendar_terms:
+        # The time of each window's last step (the stream's observation); unused by a model
+        # whose series had no season.
+        last_times = calendar_terms.time_values(series.times)
+        request["last_time"] = np.asarray([last_times[end - 1] for end in ends])
     known_future = [series.columns.index(name) for name in config.data.known_future_columns]
     if known_future:
         request["future_covariates"] = np.stack(
@@ -196,13 +226,14 @@ def read_series_file(
 def read_inputs(
     inputs: list[str], input_file: Path | None, input_specs: dict[str, tf.TensorSpec]
 ) -> Request:
-    """The last `lookback` rows of a CSV series; its times and columns name the forecast."""
+    """The last `lookback` rows of a CSV series (and the time of the last, for a model that
+    reads calendar features); its times and columns name the forecast."""
     lookback = input_specs["history"].shape[1]
     series = read_series_file(inputs, input_file, input_specs, lookback)
-    return Request(
-        {"history": series.values[None, -lookback:, :]},
-        details={"columns": list(series.columns), "times": series.times},
-    )
+    request = {"history": series.values[None, -lookback:, :]}
+    if "last_time" in input_specs:
+        request["last_time"] = calendar_terms.time_values(series.times[-1:])
+    return Request(request, details={"columns": list(series.columns), "times": series.times})
 
 
 def read_stream(
@@ -213,9 +244,12 @@ def read_stream(
     lookback = input_specs["state"].shape[1]
     series = read_series_file(inputs, input_file, input_specs, lookback + 1)
     values = series.values.astype(np.float32)
+    last_times = calendar_terms.time_values(series.times)
+    with_time = "last_time" in input_specs
     steps = [
         Request(
-            {"observation": values[None, step]},
+            {"observation": values[None, step]}
+            | ({"last_time": last_times[step : step + 1]} if with_time else {}),
             details={
                 "columns": list(series.columns),
                 "times": series.times[max(0, step - 49) : step + 1],
