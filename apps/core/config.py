@@ -64,6 +64,10 @@ class TrainingConfig:
     learning_rate_schedule: typing.Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     final_learning_rate_fraction: float = 0.1
+    # Polyak averaging: the optimizer keeps an exponential moving average of the weights with
+    # this momentum per step (Keras' `use_ema`), and validation, checkpoints, early stopping
+    # and so the export use the average (`training.averaged_weights`); 0: off.
+    ema_momentum: float = 0.0
 
 
 @dataclasses.dataclass

@@ -64,11 +64,14 @@ def learning_rate(
 
 def optimizer(training: config_lib.TrainingConfig) -> keras.optimizers.Optimizer:
     """AdamW (fused update) with the configured learning rate (schedule), global-norm gradient
-    clipping and weight decay on kernels and embeddings (not biases and normalization)."""
+    clipping, weight decay on kernels and embeddings (not biases and normalization) and, with
+    `ema_momentum`, a moving average of the weights."""
     adamw = FusedAdamW(
         learning_rate=learning_rate(training),
         weight_decay=training.weight_decay,
         global_clipnorm=training.clip_norm or None,
+        use_ema=bool(training.ema_momentum),
+        ema_momentum=training.ema_momentum or 0.99,
     )
     adamw.exclude_from_weight_decay(var_names=[NO_WEIGHT_DECAY])
     return adamw
@@ -279,6 +282,47 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.epochs_done = epoch + 1
 
 
+class AveragedWeightsIn(keras.callbacks.SwapEMAWeights):
+    """Keras' `SwapEMAWeights` (the optimizer's averaged weights in the model for `evaluate`
+    and `predict`) that also swaps them in at each epoch's end, so the callbacks after it
+    (validation metrics, checkpoints, early stopping) see the averaged model; the paired
+    `AveragedWeightsOut`, placed after them, swaps the trained weights back for the crash
+    backup and the next epoch (Keras' own `swap_on_epoch` would leave the backup holding the
+    average as the trained weights)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = True
+
+
+class AveragedWeightsOut(keras.callbacks.Callback):
+    def __init__(self, swap_in: AveragedWeightsIn):
+        super().__init__()
+        self.swap_in = swap_in
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_in._ema_weights_in_model:
+            self.swap_in._swap_variables()
+            self.swap_in._ema_weights_in_model = False
+
+
+def averaged_weights(
+    training: config_lib.TrainingConfig,
+) -> tuple[list[keras.callbacks.Callback], list[keras.callbacks.Callback]]:
+    """The callbacks to put before and after those that should see the averaged weights
+    (`ema_momentum`); none without it."""
+    if not 0.0 <= training.ema_momentum < 1.0:
+        raise UserError(
+            f"training.ema_momentum: expected 0 (off) or a momentum in (0, 1), got "
+            f"{training.ema_momentum}"
+        )
+    if not training.ema_momentum:
+        return [], []
+    swap_in = AveragedWeightsIn()
+    return [swap_in], [AveragedWeightsOut(swap_in)]
+
+
 def early_stopping(app: App, training: config_lib.TrainingConfig) -> keras.callbacks.Callback:
     """Stops when `app.monitor` stops improving and keeps the best epoch's weights."""
     return keras.callbacks.EarlyStopping(
@@ -323,8 +367,12 @@ def callbacks(
     # Order matters for crash recovery: an epoch's history row, then its checkpoint, then its
     # backup. A crash before the backup repeats the epoch on resume (its row appears twice)
     # rather than losing its row or, were it the best epoch, its model. Early stopping reads
-    # the epoch BackupAndRestore resumes from, so it comes after it.
+    # the epoch BackupAndRestore resumes from, so it comes after it. Averaged weights are
+    # validated and checkpointed; the backup keeps the trained ones (and the average with the
+    # optimizer's variables).
+    into_average, out_of_average = averaged_weights(training)
     return [
+        *into_average,
         *app.evaluation.validation_callbacks(config, datasets),
         HistoryLogger(str(workdir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
@@ -335,6 +383,7 @@ def callbacks(
             initial_value_threshold=published_value(workdir, app.monitor),
         ),
         PublishCheckpoint(staged, workdir / MODEL_FILE, workdir / MODEL_RECORD_FILE, app.monitor),
+        *out_of_average,
         keras.callbacks.BackupAndRestore(
             str(workdir / BACKUP_DIR),
             save_freq=training.backup_every_steps or "epoch",

@@ -107,14 +107,17 @@ class AppHyperModel(keras_tuner.HyperModel):
         datasets = self.app.data.load_data(
             training.global_batch_config(config, self.strategy), self.assets
         )
+        into_average, out_of_average = training.averaged_weights(config.training)
         history = training.fit(
             model,
             datasets,
             epochs or config.training.epochs,
             [
+                *into_average,
                 *self.app.evaluation.validation_callbacks(config, datasets),
                 *callbacks,
                 training.early_stopping(self.app, config.training),
+                *out_of_average,
                 keras.callbacks.TerminateOnNaN(),
             ],
             initial_epoch=initial_epoch,

@@ -128,3 +128,49 @@ def test_a_tiny_sentiment_model_trains_under_mixed_bfloat16(tmp_path, reviews_cs
     probabilities = model(ids, training=False)
     assert probabilities.dtype == "float32"
     np.testing.assert_allclose(np.sum(probabilities, axis=-1), 1.0, rtol=1e-6)
+
+
+class WeightLog(keras.callbacks.Callback):
+    """The model's kernel at each epoch end, named `name` in `log`, and with `steps` after
+    every batch too (the trained weights)."""
+
+    def __init__(self, log, name, steps=False):
+        super().__init__()
+        self.log, self.name, self.steps = log, name, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.steps:
+            self.log.setdefault("steps", []).append(self.model.get_weights()[0].copy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log.setdefault(self.name, []).append(self.model.get_weights()[0].copy())
+        self.log.setdefault(f"{self.name} val_loss", []).append(logs["val_loss"])
+
+
+def test_averaged_weights_are_validated_and_checkpointed_and_trained_ones_go_on(tmp_path):
+    config = training.config_lib.TrainingConfig(learning_rate=0.05, ema_momentum=0.9)
+    model, x, y = regression()
+    model.compile(optimizer=training.optimizer(config), loss="mse")
+    into, out = training.averaged_weights(config)
+    log = {}
+    seen, after = WeightLog(log, "seen", steps=True), WeightLog(log, "after")
+    model.fit(
+        x, y, validation_data=(x, y), batch_size=16, epochs=3, verbose=0,
+        callbacks=[into[0], seen, *checkpoint_callbacks(tmp_path), *out, after],
+    )  # fmt: skip
+    # Keras' average: the first step's weights, then average = 0.9 average + 0.1 weights.
+    average, averages = None, []
+    for weights in log["steps"]:
+        average = weights if average is None else 0.9 * average + 0.1 * weights
+        averages.append(average)
+    ends = [averages[4 * epoch + 3] for epoch in range(3)]  # 64 examples: 4 batches
+    trained = [log["steps"][4 * epoch + 3] for epoch in range(3)]
+    np.testing.assert_allclose(log["seen"], ends, atol=1e-6)
+    np.testing.assert_allclose(log["after"], trained, atol=1e-6)
+    assert not np.allclose(ends[0], trained[0], atol=1e-3)
+    # The validation loss is the average's, and the published model is the best average.
+    best = int(np.argmin(log["seen val_loss"]))
+    published = keras.saving.load_model(tmp_path / training.MODEL_FILE)
+    np.testing.assert_allclose(published.get_weights()[0], ends[best], atol=1e-6)
+    with pytest.raises(training.UserError, match="training.ema_momentum"):
+        training.averaged_weights(dataclasses.replace(config, ema_momentum=1.0))
