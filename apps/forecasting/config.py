@@ -40,7 +40,9 @@ class DataConfig(core_config.DataConfig):
     # Calendar features: up to this many Fourier sine-cosine pairs of each of `data.seasons`
     # (`pipelines.calendar`), known for the forecast steps; the linear base tries them on
     # validation and the recurrent model reads them beside the known future covariates. The
-    # export then takes `last_time`, the time of the last history step. 0: none.
+    # export then takes `last_time`, the time of the last history step. 0: none; -1 (`base`):
+    # derived, 3 when a season is longer than the lookback, else none (a window that holds
+    # the whole season has its phase in its values already).
     calendar_terms: int = 0
     horizon: int = 12
     # Steps between the starts of two training windows (evaluation always uses every window).
@@ -137,7 +139,7 @@ def base() -> ForecastingConfig:
     """
     config = ForecastingConfig()
     # A fifth for validation: several origins even on a series of a few years.
-    config.data = DataConfig(validation_fraction=0.2)
+    config.data = DataConfig(validation_fraction=0.2, calendar_terms=-1)
     config.model = ModelConfig(
         cell="lstm",
         units=32,

@@ -160,7 +160,7 @@ def check_config(config: ForecastingConfig) -> None:
             raise UserError(f"data.{name}: expected a positive integer, got {getattr(data, name)}")
     if data.calendar_terms < 0:
         raise UserError(
-            f"data.calendar_terms: expected 0 (none) or a positive integer, got "
+            f"data.calendar_terms: expected -1 (derived), 0 (none) or a positive integer, got "
             f"{data.calendar_terms}"
         )
     if data.limit < 0:
@@ -342,10 +342,15 @@ def fitted_lists(
     return kernel.tolist(), bias.tolist()
 
 
+# Calendar sine-cosine pairs per season when `data.calendar_terms` is derived.
+DERIVED_CALENDAR_TERMS = 3
+
+
 def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -> dict[str, Any]:
     """Fills the settings left at 0 or empty (`data.seasons`, `data.lookback`,
-    `evaluation.season`, `evaluation.ridge_lags`) from the series' frequency, in place; returns
-    the values it set. A set value is kept; a pair that cannot work names the set field."""
+    `evaluation.season`, `evaluation.ridge_lags`; `data.calendar_terms` at -1) from the
+    series' frequency, in place; returns the values it set. A set value is kept; a pair that
+    cannot work names the set field."""
     data, settings = config.data, config.evaluation
     frequency = series.frequency
     derived: dict[str, Any] = {}
@@ -375,6 +380,13 @@ def derive_settings(config: ForecastingConfig, series: time_series.TimeSeries) -
             f"data.lookback: {data.lookback} is shorter than the season of this "
             f"{frequency.name} series ({season} steps); set data.lookback to at least {season}, "
             f"or set evaluation.season to a season it holds"
+        )
+    if data.calendar_terms == -1:
+        # Measured on the panel (benchmarks/RESULTS-forecasting.md, fifth run): the terms of a
+        # season the window holds doubled the candidates for no gain.
+        longer = any(season > data.lookback for season in data.seasons)
+        data.calendar_terms = derived["data.calendar_terms"] = (
+            DERIVED_CALENDAR_TERMS if longer else 0
         )
     if not settings.ridge_lags:
         if season > 1:

@@ -273,3 +273,19 @@ def test_the_residual_is_dropped_where_the_linear_base_is_exact(gated_run):
     history = values[None, -40:-4, None].astype(np.float32)
     forecast = endpoints.functions["serving_default"](history=history)["forecast"].numpy()
     np.testing.assert_allclose(forecast[0, :, 0], values[-4:], atol=1e-3)
+
+
+def test_calendar_terms_are_derived_for_a_season_longer_than_the_window(tmp_path, capsys):
+    days = pd.date_range("2000-01-01", periods=1600, freq="D")
+    daily = APP.make_config("base")
+    daily.data.source = write_series(
+        tmp_path / "daily.csv", days.strftime("%Y-%m-%d"), np.sin(np.arange(1600) / 58.1)
+    )
+    config = APP.complete_config(daily)
+    # A year (365.25 days) is longer than the derived lookback (96 days): three pairs.
+    assert config.data.lookback < 365.25 and config.data.calendar_terms == 3
+    assert "data.calendar_terms=3" in capsys.readouterr().out
+    # The weekly sine's 80-week lookback holds its year: none.
+    assert APP.complete_config(weekly_config(tmp_path)).data.calendar_terms == 0
+    daily.data.calendar_terms = 1
+    assert APP.complete_config(daily).data.calendar_terms == 1
