@@ -126,7 +126,9 @@ def run_series(name: str, seeds: list[int], overrides: list[str]) -> dict:
                     "seed": seed,
                     "seconds": round(seconds, 1),
                     "residual_kept": kept,
-                    "linear_base": datasets.assets.linear_choice.name,
+                    "linear_base": (
+                        datasets.assets.linear_choice.name if config.model.linear_base else "none"
+                    ),
                     "linear_candidates": datasets.assets.linear_candidates,
                     **{key: metrics["model"][key] for key in ("mae", "mase", "mae_per_step")},
                     **(

@@ -297,7 +297,7 @@ def fit_linear_base(
     assets.ridge_kernel, assets.ridge_bias = ridge_fit
     if not config.model.linear_base:
         return
-    choice, candidates = evaluation.choose_linear_base(
+    choice, candidates, train_fit = evaluation.choose_linear_base(
         values[: validation.end], validation, data.lookback, data.horizon, targets,
         ridge, error, tuple(config.evaluation.peers), next_terms,
     )  # fmt: skip
@@ -312,18 +312,21 @@ def fit_linear_base(
             refit = fitted_lists(values, validation.end, config, targets, choice, next_terms)
         except ValueError as failure:
             print(f"note: {failure} on train and validation: the linear base is the ridge")
-            choice = ridge
+            choice, train_fit = ridge, None
     assets.linear_lags, assets.linear_alpha = choice.lags, choice.alpha
     assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
     assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
     assets.linear_calendar = choice.calendar
     assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
     assets.linear_refit_kernel, assets.linear_refit_bias = refit
-    assets.linear_kernel, assets.linear_bias = (
-        refit
-        if config.model.linear_base_refit
-        else fitted_lists(values, splits["train"].end, config, targets, choice, next_terms)
-    )
+    if config.model.linear_base_refit:
+        assets.linear_kernel, assets.linear_bias = refit
+    elif train_fit is not None:
+        assets.linear_kernel, assets.linear_bias = (part.tolist() for part in train_fit)
+    else:
+        assets.linear_kernel, assets.linear_bias = fitted_lists(
+            values, splits["train"].end, config, targets, choice, next_terms
+        )
 
 
 def fitted_lists(

@@ -433,10 +433,12 @@ def choose_linear_base(
     ridge_error: float,
     models: tuple[str, ...],
     next_terms: np.ndarray | None = None,
-) -> tuple[LinearChoice, dict[str, float]]:
+) -> tuple[LinearChoice, dict[str, float], tuple[np.ndarray, np.ndarray] | None]:
     """The linear base with the lowest rolling-origin validation MAE among `ridge` (its MAE
     `ridge_error`), the seasonal naive forecast, each of `models` distilled (with the calendar
-    terms when `next_terms` is given) and the mean of them; and every candidate's MAE.
+    terms when `next_terms` is given) and the mean of them; every candidate's MAE; and, for a
+    chosen candidate other than the ridge, its fit on the steps before `validation` (the first
+    piece's, which `fit_linear` there would repeat), or None.
 
     As the ridge is, the models are fitted and distilled on the steps before each validation
     piece (`validation_pieces`) and score its windows; the MAE is the mean over the pieces. A
@@ -477,7 +479,7 @@ def choose_linear_base(
         distilled_forecaster(values, 0, lookback, horizon, targets, ridge.season, SEASONAL_NAIVE)
     ] * len(pieces)
     errors = {ridge.name: ridge_error}
-    best, best_error = ridge, ridge_error
+    best, best_error, best_fits = ridge, ridge_error, None
     for names, per_piece in candidates.items():
         calendar = next_terms is not None and names != (SEASONAL_NAIVE,)
         choice = LinearChoice(lookback, 0.0, "identity", "none", ridge.season, names, calendar)
@@ -493,8 +495,10 @@ def choose_linear_base(
         )
         errors[choice.name] = float(error)
         if error < best_error:
-            best, best_error = choice, float(error)
-    return best, errors
+            best, best_error, best_fits = choice, float(error), per_piece
+    first_piece = pieces[0][0]
+    train_fit = best_fits[0] if best_fits and first_piece.start == validation.start else None
+    return best, errors, train_fit
 
 
 def fit_linear(

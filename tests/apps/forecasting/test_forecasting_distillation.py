@@ -62,7 +62,7 @@ def test_the_base_is_the_candidate_with_the_lowest_validation_mae(capsys):
     validation, lookback, horizon = windows.Split(120, 160), 16, 4
     ridge = evaluation.LinearChoice(8, 1.0, "identity", "none", 4)
     models = ("AutoETS", "AutoTheta")
-    chosen, errors = evaluation.choose_linear_base(
+    chosen, errors, train_fit = evaluation.choose_linear_base(
         values, validation, lookback, horizon, 1, ridge, np.inf, models
     )
     assert set(errors) == {
@@ -79,10 +79,15 @@ def test_the_base_is_the_candidate_with_the_lowest_validation_mae(capsys):
     ]
     np.testing.assert_allclose(kernel, (singles[0][0] + singles[1][0]) / 2)
     np.testing.assert_allclose(bias, (singles[0][1] + singles[1][1]) / 2)
-    chosen, _ = evaluation.choose_linear_base(
+    # The chosen candidate's first piece is its fit on the training part, as train keeps it.
+    for fitted, expected in zip(
+        train_fit, evaluation.fit_linear(values, 120, lookback, horizon, 1, chosen), strict=True
+    ):
+        np.testing.assert_allclose(fitted, expected)
+    chosen, _, train_fit = evaluation.choose_linear_base(
         values, validation, lookback, horizon, 1, ridge, 0.0, models
     )
-    assert chosen == ridge
+    assert chosen == ridge and train_fit is None
 
 
 def test_the_seasonal_naive_candidate_is_the_seasonal_naive_forecast():
@@ -102,7 +107,7 @@ def test_without_statsforecast_the_base_is_the_ridge_or_the_seasonal_naive(
 ):
     hide_statsforecast()
     ridge = evaluation.LinearChoice(8, 1.0, "identity", "none", 4)
-    chosen, errors = evaluation.choose_linear_base(
+    chosen, errors, _ = evaluation.choose_linear_base(
         seasonal_series(200)[:, None], windows.Split(120, 160), 16, 4, 1, ridge, 1e9, ("AutoETS",)
     )
     assert set(errors) == {"ridge", "seasonal_naive"} and chosen.name == "seasonal_naive"
@@ -116,7 +121,7 @@ def test_a_model_that_fails_is_left_out_with_a_note(monkeypatch, capsys):
     monkeypatch.setattr(statsforecast_models.AutoTheta, "fit", fail)
     values = seasonal_series(200)[:, None]
     ridge = evaluation.LinearChoice(8, 1.0, "identity", "none", 4)
-    _, errors = evaluation.choose_linear_base(
+    _, errors, _ = evaluation.choose_linear_base(
         values, windows.Split(120, 160), 16, 4, 1, ridge, 1e9, ("AutoETS", "AutoTheta")
     )
     assert set(errors) == {"ridge", "seasonal_naive", "AutoETS (distilled)"}
