@@ -12,7 +12,7 @@ import tensorflow as tf
 from command_lines import command_line
 
 from apps.core import training
-from apps.forecasting import evaluation, main
+from apps.forecasting import evaluation, main, serving
 from apps.forecasting.app import APP
 from pipelines import windows
 from pipelines.calendar import Calendar, time_values
@@ -159,3 +159,9 @@ def test_predict_from_csv_sends_the_time_of_the_last_row(calendar_run, tmp_path,
         last_time=tf.constant(last, tf.float64),
     )
     np.testing.assert_allclose(stepped["forecast"].numpy(), answer["forecast"].numpy(), atol=1e-5)
+    # The client's stream sends each observation's time with it.
+    [client_stream] = serving.read_stream(
+        [], tmp_path / "recent.csv", stream.structured_input_signature[1]
+    )
+    times = time_values(pd.to_datetime(recent["month"]).to_numpy())
+    assert [step.inputs["last_time"][0] for step in client_stream.steps] == list(times[16:])
