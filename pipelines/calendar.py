@@ -47,7 +47,7 @@ class Calendar:
         step = CALENDAR_STEPS.get(frequency.name, frequency.step)
         kept = [(float(season), min(order, int(season // 2))) for season in seasons]
         kept = [(season, count) for season, count in kept if count > 0]
-        if not kept or step <= 0:
+        if not kept:
             return None
         return cls(tuple(season for season, _ in kept), tuple(count for _, count in kept), step)
 

@@ -456,7 +456,10 @@ def load_data(
             calendar_fields=calendar_fields(config, series),
         )
     calendar = assets.calendar
-    next_terms = None if calendar is None else calendar.next_terms(series.times)
+    next_terms = times = None
+    if calendar is not None:
+        next_terms = calendar.next_terms(series.times)
+        times = calendar_terms.time_values(series.times)
     normalized = assets.normalization.normalize(series.values).astype(np.float32)
     model = config.model
     needs_highway = model.highway_window and model.highway_least_squares
@@ -486,7 +489,7 @@ def load_data(
             known_future_indices=assets.known_future_indices,
             teacher_targets=config.model.model_type == "autoregressive",
             calendar=calendar,
-            times=calendar_terms.time_values(series.times),
+            times=times,
             batch_size=config.training.batch_size,
             shuffle=training,
             seed=config.training.seed,
