@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -922,15 +923,30 @@ def median_columns(config: ForecastingConfig, targets: int) -> np.ndarray:
     return np.arange(config.data.horizon * targets) * levels + median
 
 
+def conformal_offset(residuals: np.ndarray, level: float) -> np.ndarray:
+    """The split-conformal offset of one quantile level along axis 0 of `residuals` (truth
+    minus that level's forecast, one row per validation window): their order statistic of rank
+    ceil((n + 1) q) for a level above the median, floor((n + 1) q) at or below it. A new truth
+    then falls below the forecast plus the offset with probability at least q (upper levels) or
+    at most q (lower levels) when the windows are exchangeable (Vovk et al., "Algorithmic
+    Learning in a Random World", 2005). The plain empirical quantile falls short of that on
+    few windows: on 12 (a short series' validation part) its 0.1-0.9 interval holds about 67% of
+    new values, these offsets' 84%. Fewer windows than the rank needs (n < 1 / min(q, 1 - q) - 1)
+    give the extreme residual, the widest finite offset."""
+    count = len(residuals)
+    rank = math.ceil((count + 1) * level) if level > 0.5 else math.floor((count + 1) * level)
+    return np.sort(residuals, axis=0)[min(max(rank, 1), count) - 1]
+
+
 def calibrate_quantiles(
     model: keras.Model, config: ForecastingConfig, datasets: SeriesDatasets
 ) -> bool:
     """Split-conformal offsets for the quantile levels of a direct model other than the median.
 
-    Each level's bias in the output layer `head` moves, per horizon step and target, by that
-    level's quantile of the validation residuals (truth - the level's forecast), so that on
-    the validation windows that share of the truths falls below it (Romano et al.,
-    "Conformalized Quantile Regression", 2019, one level at a time). The pinball-trained
+    Each level's bias in the output layer `head` moves, per horizon step and target, by the
+    split-conformal offset of the validation residuals (truth - the level's forecast;
+    `conformal_offset`), one level at a time (Romano et al., "Conformalized Quantile
+    Regression", 2019). The pinball-trained
     levels start at the point forecast and, early-stopped on few windows, hardly spread; the
     median (the point forecast the residual gate chose) is left as it is, and no level crosses
     it on the validation windows (a base biased there gives a one-sided interval rather than a
@@ -956,7 +972,7 @@ def calibrate_quantiles(
         base.set_weights(published)
     # output (windows, horizon, targets, levels), truth (windows, horizon, targets): normalized
     offsets = np.stack(
-        [np.quantile(truth - output[..., level], q, axis=0) for level, q in enumerate(quantiles)],
+        [conformal_offset(truth - output[..., index], q) for index, q in enumerate(quantiles)],
         axis=-1,
     )  # (horizon, targets, levels)
     # Each level stays on its side of the median on the validation windows, so that sorting

@@ -31,6 +31,25 @@ def test_fit_ridge_recovers_an_exact_linear_map_with_a_tiny_penalty():
     np.testing.assert_allclose(bias, [7.0, -3.0], atol=1e-8)
 
 
+def test_conformal_offsets_are_the_order_statistics_that_keep_the_nominal_share():
+    residuals = np.arange(19.0)[::-1, None] * [1.0, -1.0]  # 19 windows, two columns
+    # ranks ceil(20 * 0.9) = 18 and floor(20 * 0.1) = 2 of each column's sorted residuals
+    np.testing.assert_array_equal(evaluation.conformal_offset(residuals, 0.9), [17.0, -1.0])
+    np.testing.assert_array_equal(evaluation.conformal_offset(residuals, 0.1), [1.0, -17.0])
+    # Too few windows for the rank: the extreme residual.
+    np.testing.assert_array_equal(evaluation.conformal_offset(residuals[:3], 0.9), [18.0, -16.0])
+    np.testing.assert_array_equal(evaluation.conformal_offset(residuals[:3], 0.1), [16.0, -18.0])
+    # On 12 exchangeable windows, at least the nominal share of new values falls below the
+    # upper level and at most it below the lower one (the empirical quantile: about 67%).
+    generator = np.random.default_rng(0)
+    samples, new = generator.normal(size=(12, 20_000)), generator.normal(size=20_000)
+    upper = evaluation.conformal_offset(samples, 0.9)
+    lower = evaluation.conformal_offset(samples, 0.1)
+    assert (new <= upper).mean() >= 0.9 and (new < lower).mean() <= 0.1
+    plain = (new <= np.quantile(samples, 0.9, axis=0)) & (new >= np.quantile(samples, 0.1, axis=0))
+    assert ((new <= upper) & (new >= lower)).mean() >= 0.8 > plain.mean()
+
+
 def test_quantile_calibration_gives_the_nominal_coverage_on_held_out_windows(tmp_path):
     """An untrained linear-base quantile model has all levels at the point forecast (coverage
     near 0); the validation offsets bring the 0.1-0.9 interval to about 80% on the test part
