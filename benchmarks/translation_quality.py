@@ -102,8 +102,7 @@ def run_app(args) -> dict:
     preprocessing_seconds = time.perf_counter() - started
     model = APP.model.build_model(config, datasets.assets)
     budget = TimeBudget(args.minutes * 60)
-    # With `training.ema_momentum`, each epoch is validated on the averaged weights, as in
-    # `train`; `fit` ends by writing the average into the model, which is what is scored.
+    # With `training.ema_momentum`, validated and scored on the averaged weights, as in `train`.
     into_average, out_of_average = training.averaged_weights(config.training)
     model.fit(datasets.train, validation_data=datasets.validation, epochs=1000,
               callbacks=[*into_average, budget, *out_of_average], verbose=2)  # fmt: skip
