@@ -108,7 +108,6 @@ def candidate_forecasts(name: str, validation_share: float) -> dict:
         "test": test_forecasts,
         "test_truth": test_truth,
         "peers": peers,
-        "validation_windows": [len(truth) for _, _, (_, truth, _) in pieces],
     }
 
 
@@ -139,11 +138,12 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
     scores = {label: validation_mae(found["validation"][label]) for label in candidates}
     pool = {label: (found["validation"][label], found["test"][label]) for label in candidates}
     pool["mean of the models"] = combination(models, mean)
-    chosen = min(pool, key=lambda label: validation_mae(pool[label][0]))
+    pool_scores = scores | {"mean of the models": validation_mae(pool["mean of the models"][0])}
+    chosen = min(pool_scores, key=pool_scores.get)
     ranked = sorted(candidates, key=scores.get)
     rules = {
         "select": pool[chosen][1],
-        "mean_models": combination(models, mean)[1],
+        "mean_models": pool["mean of the models"][1],
         "mean_all": combination([*models, "ridge"], mean)[1],
         "median_all": combination(candidates, median)[1],
         "top2": combination(ranked[:2], mean)[1],
@@ -156,32 +156,38 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
     return rules, scores | {"chosen": chosen}
 
 
+def test_maes(forecasts: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, float]:
+    return {label: float(np.abs(forecast - truth).mean()) for label, forecast in forecasts.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", action="append", choices=sorted(forecasting_panel.SERIES))
     parser.add_argument("--validation-share", type=float, default=0.0)
     args = parser.parse_args()
+    if not 0.0 <= args.validation_share < 1.0:
+        parser.error(f"--validation-share: expected a share in [0, 1), got {args.validation_share}")
     names = args.series or [name for name in forecasting_panel.SERIES if name != "taylor"]
     table = {}
     for name in names:
         found = candidate_forecasts(name, args.validation_share)
+
         truth = found["test_truth"]
-        peers = {peer: float(np.abs(f - truth).mean()) for peer, f in found["peers"].items()}
+        peers = test_maes(found["peers"], truth)
         best = min(peers, key=peers.get)
         rules, scores = rule_forecasts(found)
+        validation_windows = [len(truth) for truth in found["validation_truths"]]
         table[name] = {
-            "validation_windows": found["validation_windows"],
+            "validation_windows": validation_windows,
             "validation_mae": scores,
-            "test_mae": {
-                label: float(np.abs(f - truth).mean()) for label, f in found["test"].items()
-            },
+            "test_mae": test_maes(found["test"], truth),
             "peers": peers,
             "best_peer": best,
             "ratio_to_best_peer": {
-                rule: float(np.abs(f - truth).mean()) / peers[best] for rule, f in rules.items()
+                rule: mae / peers[best] for rule, mae in test_maes(rules, truth).items()
             },
         }
-        print(f"{name}: validation windows {found['validation_windows']}, chosen "
+        print(f"{name}: validation windows {validation_windows}, chosen "
               f"{scores['chosen']}, best peer {best}", flush=True)  # fmt: skip
     rules = list(next(iter(table.values()))["ratio_to_best_peer"])
     print("\n| rule | " + " | ".join(table) + " | geometric mean | worst |")

@@ -946,8 +946,8 @@ def calibrate_quantiles(
     Each level's bias in the output layer `head` moves, per horizon step and target, by the
     split-conformal offset of the validation residuals (truth - the level's forecast;
     `conformal_offset`), one level at a time (Romano et al., "Conformalized Quantile
-    Regression", 2019). The pinball-trained
-    levels start at the point forecast and, early-stopped on few windows, hardly spread; the
+    Regression", 2019). The pinball-trained levels start at the point forecast and,
+    early-stopped on few windows, hardly spread; the
     median (the point forecast the residual gate chose) is left as it is, and no level crosses
     it on the validation windows (a base biased there gives a one-sided interval rather than a
     moved point forecast). The residuals are those of the linear base fitted on the training
