@@ -107,6 +107,7 @@ def run(name: str, seed: int, root: Path, settings: list[str]) -> dict:
         "beam": beam,
         "bleu_beam": metrics[f"bleu_{beam}"],
         "length_capped_beam": metrics[f"length_capped_{beam}"],
+        "length_ratio_beam": metrics[f"length_ratio_{beam}"],
         "serving_default": metrics["serving_default"],
         "decoding": metrics["decoding"],
         "samples": metrics["samples"][:3],
