@@ -62,31 +62,26 @@ def attention_context(decoder, sequences, mask=None) -> dict[str, Any]:
 @dataclasses.dataclass(frozen=True)
 class GreedySearch:
     """The most probable token at every step (`layers.search.greedy_search`); no n-gram of
-    `no_repeat_ngram_size` tokens twice (0: no blocking); the end token only when it beats the
-    others by more than `word_reward` in log-probability."""
+    `no_repeat_ngram_size` tokens twice (0: no blocking)."""
 
     no_repeat_ngram_size: int = 0
-    word_reward: float = 0.0
 
     def __call__(self, step_function, state, context, start_tokens, end_token_id,
                  maximum_lengths, pad_token_id):  # fmt: skip
         return greedy_search(
             step_function, state, context, start_tokens, end_token_id, maximum_lengths,
             pad_token_id=pad_token_id, no_repeat_ngram_size=self.no_repeat_ngram_size,
-            word_reward=self.word_reward,
         )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
 class BeamSearch:
-    """The best of `width` hypotheses, ranked with a GNMT length penalty and a reward per
-    word (`beam_search`); no n-gram of `no_repeat_ngram_size` tokens twice in a hypothesis
-    (0: no blocking)."""
+    """The best of `width` hypotheses, ranked with a GNMT length penalty (`beam_search`); no
+    n-gram of `no_repeat_ngram_size` tokens twice in a hypothesis (0: no blocking)."""
 
     width: int = 4
     length_penalty: float = 0.0
     no_repeat_ngram_size: int = 0
-    word_reward: float = 0.0
 
     def __post_init__(self):
         check_positive_integers(width=self.width)
@@ -97,7 +92,6 @@ class BeamSearch:
             step_function, state, context, start_tokens, end_token_id, maximum_lengths,
             beam_width=self.width, length_penalty=self.length_penalty,
             pad_token_id=pad_token_id, no_repeat_ngram_size=self.no_repeat_ngram_size,
-            word_reward=self.word_reward,
         )  # fmt: skip
 
 

@@ -28,15 +28,8 @@ produced are lowered to -1e9 (a logits processor over the row's own tokens so fa
 n = 1 no token is produced twice). The end token never repeats, so a row can always end.
 
 Beam search ranks hypotheses by their log-probability divided by the GNMT length penalty
-`((5 + length) / 6) ** length_penalty` (`length_penalty=0` ranks by raw log-probability).
-Greedy and beam search can also add a word reward `r` per produced token other than the end
-token (Murray and Chiang 2018): beam search ranks by `(log-probability + r * words) / penalty`,
-and greedy search, which ranks one step at a time, takes the end token only when its
-log-probability beats every other token's by more than `r`. Models trained on little data end
-their outputs too early, and BLEU's brevity penalty then costs more than the extra words'
-errors; the reward lengthens greedy outputs, which a length penalty cannot. The returned
-scores stay raw log-probabilities. With `beam_width=1` beam search returns exactly what
-greedy search returns, with or without a reward.
+`((5 + length) / 6) ** length_penalty` (`length_penalty=0` ranks by raw log-probability),
+so with `beam_width=1` it returns exactly what greedy search returns.
 
 keras_hub's samplers were the first choice; they are not used because they decode into a
 fixed-length prompt buffer with one maximum length for the whole batch (no per-sequence
@@ -46,8 +39,6 @@ whose state each call advances, where an export wants a seeded, stateless draw.
 
 References:
     - Wu et al., "Google's Neural Machine Translation System", 2016 (length penalty).
-    - Murray and Chiang, "Correcting Length Bias in Neural Machine Translation", 2018 (word
-      reward).
     - Graves, "Sequence Transduction with Recurrent Neural Networks", 2012 (beam search).
     - Holtzman et al., "The Curious Case of Neural Text Degeneration", 2020 (top-p).
     - Fan et al., "Hierarchical Neural Story Generation", 2018 (top-k).
@@ -128,30 +119,23 @@ def block_repeated_ngrams(logits, history, index, ngram_size):
     return ops.where(counts > 0.0, NEGATIVE_INFINITY, logits)
 
 
-def _best_log_probabilities(logits, count, end_token_id=None, word_reward=0.0):
-    """The `count` best tokens of each row of `logits` and their log-softmax values.
+def _best_log_probabilities(logits, count):
+    """The `count` largest log-softmax values of each row of `logits` and their tokens.
 
-    Tokens are ranked by log-softmax value plus `word_reward` for every token other than
-    `end_token_id` (no reward without one). Returns float32 `(rows, count)` log-probabilities
-    (without the reward) and int32 `(rows, count)` tokens, best first, the lower token first
-    among equal values. For `count > 1` only the kept values are normalized, with the
+    Returns float32 `(rows, count)` and int32 `(rows, count)`, best first, the lower token
+    first among equal values. For `count > 1` only the kept values are normalized, with the
     log-softmax formula `(x - max) - log(sum(exp(x - max)))`.
     """
     logits = ops.cast(logits, "float32")
-    ranking = logits
-    if end_token_id is not None:
-        # Lowering the end token's logit by the reward ranks as raising every other token's.
-        is_end = ops.equal(ops.arange(ops.shape(logits)[-1]), end_token_id)[None, :]
-        ranking = ops.where(is_end, logits - word_reward, logits)
     if count == 1:
-        tokens = ops.cast(ops.argmax(ranking, axis=-1), "int32")[:, None]
         log_probabilities = ops.log_softmax(logits, axis=-1)
+        tokens = ops.cast(ops.argmax(log_probabilities, axis=-1), "int32")[:, None]
         return ops.take_along_axis(log_probabilities, tokens, axis=1), tokens
-    _, tokens = ops.top_k(ranking, k=count)
+    values, tokens = ops.top_k(logits, k=count)
     tokens = ops.cast(tokens, "int32")
-    maximum = ops.max(logits, axis=-1, keepdims=True)  # (rows, 1)
+    maximum = values[:, :1]  # (rows, 1)
     log_normalizers = ops.log(ops.sum(ops.exp(logits - maximum), axis=-1, keepdims=True))
-    return (ops.take_along_axis(logits, tokens, axis=1) - maximum) - log_normalizers, tokens
+    return (values - maximum) - log_normalizers, tokens
 
 
 def _step_unfinished(step_function, select, tokens, state, context, finished):
@@ -209,7 +193,6 @@ def greedy_search(
     maximum_lengths,
     pad_token_id=0,
     no_repeat_ngram_size=0,
-    word_reward=0.0,
 ):
     """Decodes by taking the most probable token at every step.
 
@@ -225,9 +208,6 @@ def greedy_search(
         pad_token_id: the token written after the end of a sequence.
         no_repeat_ngram_size: block every n-gram of this size from occurring twice in a
             sequence (0: no blocking; see the module docstring).
-        word_reward: the end token is taken only when its log-probability beats every
-            other token's by more than this (0: the most probable token; see the module
-            docstring). A float or a scalar tensor.
 
     Returns:
         `(tokens, scores)`: int32 tokens `(batch, max(maximum_lengths))` holding the end token
@@ -248,8 +228,7 @@ def greedy_search(
         return (logits,), new_state
 
     return _decode_one_path(
-        logits_step,
-        lambda outputs: _best_log_probabilities(outputs[0], 1, end_token_id, word_reward),
+        logits_step, lambda outputs: _best_log_probabilities(outputs[0], 1),
         state, context, start_tokens, end_token_id, maximum_lengths, pad_token_id,
         no_repeat_ngram_size,
     )  # fmt: skip
@@ -322,13 +301,11 @@ def beam_search(
     length_penalty=0.0,
     pad_token_id=0,
     no_repeat_ngram_size=0,
-    word_reward=0.0,
 ):
     """Keeps the `beam_width` best hypotheses per sequence and returns the best one.
 
     Finished hypotheses stay in the beam with their final score and compete with the
-    unfinished ones; candidates are ranked by log-probability plus the word reward, divided by
-    the length penalty.
+    unfinished ones; candidates are ranked by log-probability divided by the length penalty.
     A sequence stops as soon as no unfinished hypothesis can outrank its best finished one
     (this does not change the result, it only saves steps).
 
@@ -338,12 +315,10 @@ def beam_search(
             blocked within each hypothesis).
         beam_width: hypotheses kept per sequence.
         length_penalty: GNMT length-penalty exponent; larger values favour longer outputs.
-        word_reward: added to a hypothesis's ranking per token other than the end token;
-            larger values favour longer outputs. A float or a scalar tensor.
 
     Returns:
         `(tokens, scores)` as in `greedy_search`, for the best hypothesis of each sequence;
-        `scores` are raw log-probabilities (without the length penalty and the reward).
+        `scores` are raw log-probabilities (without the length penalty).
 
     Example:
 
@@ -375,7 +350,6 @@ def beam_search(
         ops.full((batch_size, beam_width), NEGATIVE_INFINITY),
     )
     lengths = ops.zeros((batch_size, beam_width), dtype="int32")
-    words = ops.zeros((batch_size, beam_width), dtype="int32")  # tokens but the end token
     finished = ops.zeros((batch_size, beam_width), dtype="bool")
     # The candidates of a finished hypothesis: padding, then the lowest other tokens.
     other_tokens = ops.arange(beam_width - 1, dtype="int32")
@@ -386,38 +360,23 @@ def beam_search(
     )
     maximum_penalties = _length_penalty(beam_maximum_lengths, length_penalty)
 
-    def rank(scores, words, lengths):
-        return (scores + word_reward * ops.cast(words, "float32")) / _length_penalty(
-            lengths, length_penalty
-        )
-
-    def cannot_improve(scores, words, lengths, finished):
+    def cannot_improve(scores, lengths, finished):
         """Per sequence: no unfinished hypothesis can outrank the best finished one.
 
-        Log-probabilities only fall as tokens are added, so a hypothesis's rewarded score can
-        at most gain the reward of every step left until its maximum length; its penalty
-        stays between its current and its maximum length's. The bound divides a positive
-        reachable score by the smaller penalty, a negative one by the larger.
+        Scores only fall as tokens are added, and the penalty of a longer hypothesis is at
+        most the larger of its current and its maximum length's, so `score / that penalty`
+        bounds what an unfinished hypothesis can still reach.
         """
         penalties = _length_penalty(lengths, length_penalty)
-        best_finished = ops.max(
-            ops.where(finished, rank(scores, words, lengths), -float("inf")), axis=1
-        )
-        steps_left = ops.cast(beam_maximum_lengths - lengths, "float32")
-        upper = scores + word_reward * ops.cast(words, "float32")
-        upper = upper + ops.maximum(word_reward, 0.0) * steps_left
-        reachable = ops.where(
-            upper >= 0.0,
-            upper / ops.minimum(penalties, maximum_penalties),
-            upper / ops.maximum(penalties, maximum_penalties),
-        )
+        best_finished = ops.max(ops.where(finished, scores / penalties, -float("inf")), axis=1)
+        reachable = scores / ops.maximum(penalties, maximum_penalties)
         best_reachable = ops.max(ops.where(finished, -float("inf"), reachable), axis=1)
         return ops.greater(best_finished, best_reachable)
 
     # Flat index of each sequence's first beam: (batch, 1)
     beam_offsets = ops.arange(batch_size, dtype="int32")[:, None] * beam_width
 
-    def condition(index, previous_tokens, state, tokens, scores, words, lengths, finished):
+    def condition(index, previous_tokens, state, tokens, scores, lengths, finished):
         return ops.logical_and(ops.less(index, total_length), ops.logical_not(ops.all(finished)))
 
     def best_candidates(logits):
@@ -425,9 +384,9 @@ def beam_search(
         # candidates, so only those are ranked (the whole vocabulary when it is smaller).
         vocabulary_size = logits.shape[-1]
         count = beam_width if vocabulary_size is None else min(beam_width, vocabulary_size)
-        return _best_log_probabilities(logits, count, end_token_id, word_reward)
+        return _best_log_probabilities(logits, count)
 
-    def body(index, previous_tokens, state, tokens, scores, words, lengths, finished):
+    def body(index, previous_tokens, state, tokens, scores, lengths, finished):
         def blocking_step(previous_tokens, state_and_history, context):
             state, history = state_and_history
             logits, new_state = step_function(previous_tokens, state, context)
@@ -449,15 +408,10 @@ def beam_search(
         )
         top_tokens = ops.where(finished[:, :, None], finished_tokens[:count], top_tokens)
         candidate_scores = scores[:, :, None] + top_log_probabilities
-        unfinished = ops.logical_not(finished)
-        candidate_lengths = lengths + ops.cast(unfinished, "int32")
-        is_word = ops.logical_and(unfinished[:, :, None], ops.not_equal(top_tokens, end_token_id))
-        candidate_words = words[:, :, None] + ops.cast(is_word, "int32")
+        candidate_lengths = lengths + ops.cast(ops.logical_not(finished), "int32")
+        penalties = _length_penalty(candidate_lengths, length_penalty)[:, :, None]
         # (batch, beam * count)
-        ranking = ops.reshape(
-            rank(candidate_scores, candidate_words, candidate_lengths[:, :, None]),
-            (batch_size, beam_width * count),
-        )
+        ranking = ops.reshape(candidate_scores / penalties, (batch_size, beam_width * count))
         _, best = ops.top_k(ranking, k=beam_width)
         best = ops.cast(best, "int32")
         source_beams = best // count
@@ -467,8 +421,6 @@ def beam_search(
         # (batch, beam * count)
         flat_candidate_scores = ops.reshape(candidate_scores, (batch_size, beam_width * count))
         scores = ops.take_along_axis(flat_candidate_scores, best, axis=1)
-        flat_candidate_words = ops.reshape(candidate_words, (batch_size, beam_width * count))
-        words = ops.take_along_axis(flat_candidate_words, best, axis=1)
         lengths = ops.take_along_axis(candidate_lengths, source_beams, axis=1)
         was_finished = ops.take_along_axis(finished, source_beams, axis=1)
         flat_sources = ops.reshape(source_beams + beam_offsets, (flat_size,))
@@ -483,9 +435,8 @@ def beam_search(
                 ops.greater_equal(index + 1, beam_maximum_lengths),
             ),
         )
-        stop = cannot_improve(scores, words, lengths, finished)[:, None]
-        finished = ops.logical_or(finished, stop)
-        return index + 1, flat_next_tokens, state, tokens, scores, words, lengths, finished
+        finished = ops.logical_or(finished, cannot_improve(scores, lengths, finished)[:, None])
+        return index + 1, flat_next_tokens, state, tokens, scores, lengths, finished
 
     loop_variables = (
         ops.convert_to_tensor(0, dtype="int32"),
@@ -493,12 +444,11 @@ def beam_search(
         state,
         tokens,
         scores,
-        words,
         lengths,
         finished,
     )
-    *_, tokens, scores, words, lengths, _ = ops.while_loop(condition, body, loop_variables)
-    ranking = rank(scores, words, lengths)
+    *_, tokens, scores, lengths, _ = ops.while_loop(condition, body, loop_variables)
+    ranking = scores / _length_penalty(lengths, length_penalty)
     best_beams = ops.cast(ops.argmax(ranking, axis=1), "int32")
     best_flat = best_beams + beam_offsets[:, 0]
     best_scores = ops.take_along_axis(scores, best_beams[:, None], axis=1)[:, 0]

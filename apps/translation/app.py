@@ -23,7 +23,6 @@ class TranslationApp(App[TranslationConfig]):
         "decoding.beam_width",
         "decoding.length_penalty",
         "decoding.no_repeat_ngram_size",
-        "decoding.word_reward",
         "decoding.serving_beam_width",
         "decoding.chosen",
     )

@@ -60,21 +60,16 @@ class DecodingConfig:
     serving_beam_width: int = 1
     # No n-gram of this many tokens twice in an output, in every search (0: no blocking).
     no_repeat_ngram_size: int = 0
-    # Reward per output token but the end token, in every search (0: none); larger values
-    # lengthen the outputs (layers/search.py).
-    word_reward: float = 0.0
     # Output length limit: ratio * source tokens + offset, at most model.max_target_length.
     max_length_ratio: float = 1.5
     max_length_offset: int = 5
     # At the end of training, choose the settings above on the validation split (validation
-    # BLEU): first no_repeat_ngram_size and word_reward for greedy search among the
-    # candidates' pairs, then beam_width and length_penalty among the candidates with them;
-    # serving_default decodes with the best beam setting only when it beats greedy search,
-    # else greedily. The choice is written into the work dir's config (`chosen`: the
-    # validation scores it was made on).
+    # BLEU): first no_repeat_ngram_size for greedy search among `candidate_ngram_sizes`, then
+    # beam_width and length_penalty among the candidates with it; serving_default decodes with
+    # the best beam setting only when it beats greedy search, else greedily. The choice is
+    # written into the work dir's config (`chosen`: the validation scores it was made on).
     choose_on_validation: bool = True
     candidate_ngram_sizes: tuple[int, ...] = (0, 3)
-    candidate_word_rewards: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     candidate_beam_widths: tuple[int, ...] = (2, 4)
     candidate_length_penalties: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     chosen: str = ""

@@ -107,7 +107,6 @@ class DecodingChoice:
     """Decoding settings picked from validation BLEU scores (`pick_decoding`)."""
 
     no_repeat_ngram_size: int
-    word_reward: float
     beam_width: int
     length_penalty: float
     serving_beam_width: int
@@ -116,23 +115,23 @@ class DecodingChoice:
 
 
 def pick_decoding(
-    greedy: dict[tuple[int, float], float], beams: dict[tuple[int, float], float], pairs: int
+    greedy: dict[int, float], beams: dict[tuple[int, float], float], pairs: int
 ) -> DecodingChoice:
-    """Picks from validation scores: `greedy` by (repeat-blocking n-gram size, word reward),
-    `beams` by (width, length penalty), all with the best greedy pair. The first best
-    candidate wins a tie; the best beam setting serves only when it beats greedy search."""
-    ngram_size, reward = max(greedy, key=greedy.__getitem__)
+    """Picks from validation scores: `greedy` by repeat-blocking n-gram size, `beams` by
+    (width, length penalty), all with the best greedy n-gram size. The first best candidate
+    wins a tie; the best beam setting serves only when it beats greedy search."""
+    ngram_size = max(greedy, key=greedy.__getitem__)
     width, penalty = max(beams, key=beams.__getitem__)
-    serving_width = width if beams[width, penalty] > greedy[ngram_size, reward] else 1
+    serving_width = width if beams[width, penalty] > greedy[ngram_size] else 1
     description = (
-        f"on {pairs} validation pairs, BLEU greedy (no-repeat/word reward): "
-        + ", ".join(f"{size}/{r:g} {bleu:.2f}" for (size, r), bleu in greedy.items())
-        + f"; beams with {ngram_size}/{reward:g} (width/length penalty): "
+        f"on {pairs} validation pairs, BLEU greedy "
+        + ", ".join(f"{greedy[size]:.2f} (no-repeat {size})" for size in greedy)
+        + f"; beams with no-repeat {ngram_size} (width/length penalty): "
         + ", ".join(f"{w}/{p:g} {bleu:.2f}" for (w, p), bleu in beams.items())
         + f"; serving_default: {search_name(serving_width)}"
         + ("" if serving_width > 1 else " (no beam setting beat greedy search)")
     )
-    return DecodingChoice(ngram_size, reward, width, penalty, serving_width, description)
+    return DecodingChoice(ngram_size, width, penalty, serving_width, description)
 
 
 def choose_decoding(
@@ -148,32 +147,24 @@ def choose_decoding(
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
     tokenizers = datasets.assets.tokenizers()
-    # One graph per search; the word rewards and length penalties are values of these.
-    word_reward = tf.Variable(0.0, trainable=False)
+    # One graph per search; the length penalties are values of this variable.
     length_penalty = tf.Variable(0.0, trainable=False)
 
     def function(ngram_size: int, beam_width: int):
         candidate = dataclasses.replace(
             config,
             decoding=dataclasses.replace(
-                decoding, no_repeat_ngram_size=ngram_size, word_reward=word_reward,
-                length_penalty=length_penalty,
+                decoding, no_repeat_ngram_size=ngram_size, length_penalty=length_penalty
             ),
-        )  # fmt: skip
+        )
         return serving.translation_function(trained_model, *tokenizers, candidate, beam_width)
 
     def bleu(function) -> float:
         translations, _, _ = generate_with_scores(function, sources, "translation")
         return translation_metrics(references, translations)["bleu"]
 
-    greedy = {}
-    for size in decoding.candidate_ngram_sizes:
-        search = function(size, 1)
-        for reward in decoding.candidate_word_rewards:
-            word_reward.assign(reward)
-            greedy[size, reward] = bleu(search)
-    best_ngram_size, best_reward = max(greedy, key=greedy.__getitem__)
-    word_reward.assign(best_reward)
+    greedy = {size: bleu(function(size, 1)) for size in decoding.candidate_ngram_sizes}
+    best_ngram_size = max(greedy, key=greedy.__getitem__)
     beams = {}
     for width in decoding.candidate_beam_widths:
         beam = function(best_ngram_size, width)
@@ -186,7 +177,7 @@ def choose_decoding(
         config,
         decoding=dataclasses.replace(
             decoding, beam_width=choice.beam_width, length_penalty=choice.length_penalty,
-            no_repeat_ngram_size=choice.no_repeat_ngram_size, word_reward=choice.word_reward,
+            no_repeat_ngram_size=choice.no_repeat_ngram_size,
             serving_beam_width=choice.serving_beam_width, chosen=choice.description,
         ),
     )  # fmt: skip
@@ -219,7 +210,6 @@ def evaluate(
             "beam_width": decoding.beam_width,
             "length_penalty": decoding.length_penalty,
             "no_repeat_ngram_size": decoding.no_repeat_ngram_size,
-            "word_reward": decoding.word_reward,
             "chosen": decoding.chosen or "not chosen on validation: the config's settings",
         },
     }

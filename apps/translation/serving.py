@@ -47,13 +47,14 @@ def generator(model: TranslationModel, config: TranslationConfig) -> Generator:
 
 def search(config: TranslationConfig, beam_width: int) -> GreedySearch | BeamSearch:
     """Greedy search for `beam_width` 1, else beam search with `decoding.length_penalty`;
-    both block repeated n-grams of `decoding.no_repeat_ngram_size` tokens and reward each
-    word with `decoding.word_reward`."""
-    decoding = config.decoding
+    both block repeated n-grams of `decoding.no_repeat_ngram_size` tokens."""
+    ngram_size = config.decoding.no_repeat_ngram_size
     if beam_width == 1:
-        return GreedySearch(decoding.no_repeat_ngram_size, decoding.word_reward)
+        return GreedySearch(no_repeat_ngram_size=ngram_size)
     return BeamSearch(
-        beam_width, decoding.length_penalty, decoding.no_repeat_ngram_size, decoding.word_reward
+        beam_width,
+        length_penalty=config.decoding.length_penalty,
+        no_repeat_ngram_size=ngram_size,
     )
 
 

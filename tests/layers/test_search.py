@@ -64,23 +64,6 @@ def test_length_penalty_favours_longer_hypotheses():
     np.testing.assert_array_equal(long, [[A, END, PAD, PAD]])
 
 
-def test_word_reward_lengthens_greedy_and_beam_outputs_and_keeps_raw_scores():
-    # After START: END 0.55 or A 0.45 (log ratio 0.2); after A: END for sure (A's row
-    # normalizes to 1).
-    chain = [row[:] for row in CHAIN]
-    chain[START] = [1e-9, 0.55, 0.45, 1e-9, 1e-9]
-    chain[A] = [1e-9, 0.999, 1e-9, 1e-9, 1e-9]
-    step, start, lengths = markov_step(chain), np.full((1,), START, "int32"), np.array([4])
-    for reward, expected, probability in [(0.0, [END], 0.55), (0.1, [END], 0.55),
-                                          (0.3, [A, END], 0.45)]:  # fmt: skip
-        expected = [expected + [PAD] * (4 - len(expected))]
-        greedy = greedy_search(step, {}, {}, start, END, lengths, word_reward=reward)
-        beam = beam_search(step, {}, {}, start, END, lengths, beam_width=2, word_reward=reward)
-        for tokens, scores in (greedy, beam):
-            np.testing.assert_array_equal(tokens, expected)
-            np.testing.assert_allclose(scores, np.log([probability]), rtol=1e-5)
-
-
 VOCABULARY, UNITS, SOURCE_TIME, BATCH = 9, 8, 6, 4
 
 
@@ -139,16 +122,14 @@ def test_greedy_equals_step_by_step_argmax_by_hand():
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-4)
 
 
-@pytest.mark.parametrize("word_reward", [0.0, 1.5])
-def test_beam_width_one_equals_greedy(word_reward):
+def test_beam_width_one_equals_greedy():
     step, state, context = tiny_decoder_step()
     maximum_lengths = np.array([7, 6, 3, 5], "int32")
     start = np.full((BATCH,), 2, "int32")
-    greedy = greedy_search(step, state, context, start, 1, maximum_lengths, word_reward=word_reward)
+    greedy = greedy_search(step, state, context, start, 1, maximum_lengths)
     beam = beam_search(
-        step, state, context, start, 1, maximum_lengths, beam_width=1, length_penalty=0.6,
-        word_reward=word_reward,
-    )  # fmt: skip
+        step, state, context, start, 1, maximum_lengths, beam_width=1, length_penalty=0.6
+    )
     np.testing.assert_array_equal(beam[0], greedy[0])
     np.testing.assert_allclose(beam[1], greedy[1], rtol=1e-5)
 
@@ -165,23 +146,16 @@ def test_wider_beam_scores_at_least_as_well_as_greedy_without_penalty():
 def test_searches_run_in_a_graph_with_an_unknown_batch_size():
     step = markov_step(CHAIN)
 
-    word_reward = tf.Variable(0.0)  # a value the caller changes without a new trace
-
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def search(maximum_lengths):
         start = tf.fill(tf.shape(maximum_lengths), START)
         greedy, _ = greedy_search(step, {}, {}, start, END, maximum_lengths)
-        beam, _ = beam_search(
-            step, {}, {}, start, END, maximum_lengths, beam_width=3, word_reward=word_reward
-        )
+        beam, _ = beam_search(step, {}, {}, start, END, maximum_lengths, beam_width=3)
         return greedy, beam
 
     greedy, beam = search(tf.constant([3, 2], tf.int32))
     np.testing.assert_array_equal(greedy, [[A, A, A], [A, A, PAD]])
     np.testing.assert_array_equal(beam, [[B, END, PAD], [B, END, PAD]])
-    word_reward.assign(3.0)  # B, END (0.36) loses to A, A, A (0.058) plus 3 words
-    _, beam = search(tf.constant([3, 2], tf.int32))
-    np.testing.assert_array_equal(beam, [[A, A, A], [A, A, PAD]])
 
 
 def test_bad_beam_width_is_named():
@@ -189,9 +163,8 @@ def test_bad_beam_width_is_named():
         beam_search(markov_step(CHAIN), {}, {}, np.array([START]), END, np.array([2]), 0)
 
 
-def exhaustive_best(chain, maximum_length, length_penalty, word_reward=0.0):
-    """The best ((score + reward * words) / length penalty) sequence of the Markov chain, by
-    enumeration (words: the tokens other than the end token)."""
+def exhaustive_best(chain, maximum_length, length_penalty):
+    """The best (score / length penalty) sequence of the Markov chain, by enumeration."""
     log_table = np.log(np.asarray(chain, "float64"))
     best = (-np.inf, None, None)
     for length in range(1, maximum_length + 1):
@@ -200,29 +173,24 @@ def exhaustive_best(chain, maximum_length, length_penalty, word_reward=0.0):
                 continue
             previous = (START,) + sequence[:-1]
             score = sum(log_table[a, b] for a, b in zip(previous, sequence, strict=True))
-            words = length - (sequence[-1] == END)
-            ranking = (score + word_reward * words) / ((5.0 + length) / 6.0) ** length_penalty
+            ranking = score / ((5.0 + length) / 6.0) ** length_penalty
             if ranking > best[0]:
                 best = (ranking, list(sequence) + [PAD] * (maximum_length - length), score)
     return best[1], best[2]
 
 
-@pytest.mark.parametrize(
-    "length_penalty, word_reward", [(0.0, 0.0), (0.6, 0.0), (2.0, 0.0), (0.0, 0.8), (0.6, 3.0)]
-)
-def test_beam_as_wide_as_the_search_space_finds_the_exhaustive_best(length_penalty, word_reward):
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6, 2.0])
+def test_beam_as_wide_as_the_search_space_finds_the_exhaustive_best(length_penalty):
     # 5 tokens, 3 steps: at most 25 hypotheses, so a beam of 25 never drops the best one,
     # and the early stop must not cut it short.
     start = np.full((2,), START, "int32")
     lengths = np.array([3, 2], "int32")
     tokens, scores = beam_search(
         markov_step(CHAIN), {}, {}, start, END, lengths, beam_width=25,
-        length_penalty=length_penalty, word_reward=word_reward,
+        length_penalty=length_penalty,
     )  # fmt: skip
     for row, maximum_length in enumerate(lengths):
-        expected_tokens, expected_score = exhaustive_best(
-            CHAIN, maximum_length, length_penalty, word_reward
-        )
+        expected_tokens, expected_score = exhaustive_best(CHAIN, maximum_length, length_penalty)
         np.testing.assert_array_equal(tokens[row, :maximum_length], expected_tokens)
         np.testing.assert_allclose(scores[row], expected_score, rtol=1e-5)
 

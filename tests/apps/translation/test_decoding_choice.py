@@ -26,8 +26,7 @@ def untrained():
     config = APP.make_config("tiny")
     config.decoding = dataclasses.replace(
         config.decoding, choose_on_validation=True, candidate_ngram_sizes=(0,),
-        candidate_word_rewards=(0.0,), candidate_beam_widths=(3,),
-        candidate_length_penalties=(1.0,),
+        candidate_beam_widths=(3,), candidate_length_penalties=(1.0,),
     )  # fmt: skip
     vocabulary = learn_vocabulary(WORDS, 50, lowercase=True, subwords=False)
     assets = TranslationAssets(vocabulary, vocabulary, lowercase=True)
@@ -50,17 +49,15 @@ def datasets_with_targets(assets, targets):
 
 
 def test_greedy_search_serves_when_no_beam_setting_beats_it_on_validation():
-    greedy = {(0, 0.0): 9.9, (0, 0.5): 10.1, (3, 0.0): 9.5, (3, 0.5): 10.4}
+    greedy = {0: 9.9, 3: 10.4}
     beams = {(2, 0.5): 7.8, (2, 1.0): 10.4, (4, 0.5): 8.0, (4, 1.0): 9.0}
     choice = evaluation.pick_decoding(greedy, beams, 100)
-    assert (choice.no_repeat_ngram_size, choice.word_reward) == (3, 0.5)
-    assert (choice.beam_width, choice.length_penalty) == (2, 1.0)
+    assert (choice.no_repeat_ngram_size, choice.beam_width, choice.length_penalty) == (3, 2, 1.0)
     assert choice.serving_beam_width == 1  # a tie is not a win
     assert choice.description == (
-        "on 100 validation pairs, BLEU greedy (no-repeat/word reward): 0/0 9.90, 0/0.5 10.10, "
-        "3/0 9.50, 3/0.5 10.40; beams with 3/0.5 (width/length penalty): 2/0.5 7.80, "
-        "2/1 10.40, 4/0.5 8.00, 4/1 9.00; serving_default: greedy (no beam setting beat "
-        "greedy search)"
+        "on 100 validation pairs, BLEU greedy 9.90 (no-repeat 0), 10.40 (no-repeat 3); beams "
+        "with no-repeat 3 (width/length penalty): 2/0.5 7.80, 2/1 10.40, 4/0.5 8.00, 4/1 9.00; "
+        "serving_default: greedy (no beam setting beat greedy search)"
     )
     beams[4, 0.5] = 10.5
     choice = evaluation.pick_decoding(greedy, beams, 100)
@@ -82,27 +79,6 @@ def test_the_choice_serves_greedy_search_when_beam_search_loses_on_validation(un
     chosen = evaluation.choose_decoding(model, config, datasets_with_targets(assets, beam))
     assert chosen.decoding.serving_beam_width == 3
     assert chosen.decoding.chosen.endswith("serving_default: beam3")
-
-
-@pytest.mark.large  # about 4 graph traces: 15-50 s
-def test_the_choice_takes_the_word_reward_whose_greedy_outputs_match_validation(untrained):
-    config, model, assets = untrained
-    config = dataclasses.replace(
-        config, decoding=dataclasses.replace(config.decoding, candidate_word_rewards=(0.0, 0.5))
-    )
-    rewarded_config = dataclasses.replace(
-        config, decoding=dataclasses.replace(config.decoding, word_reward=0.5)
-    )
-    plain, rewarded = (
-        translations(model, candidate, assets, 1) for candidate in (config, rewarded_config)
-    )
-    # The untrained model ends two outputs early without the reward.
-    assert sum(len(a) < len(b) for a, b in zip(plain, rewarded, strict=True)) == 2
-    for targets, reward in ((plain, 0.0), (rewarded, 0.5)):
-        datasets = datasets_with_targets(assets, targets)
-        chosen = evaluation.choose_decoding(model, config, datasets)
-        assert chosen.decoding.word_reward == reward
-        assert translations(model, chosen, assets, 1) == targets
 
 
 def test_the_choice_is_skipped_when_turned_off(untrained):
