@@ -171,12 +171,11 @@ def main() -> None:
     table = {}
     for name in names:
         found = candidate_forecasts(name, args.validation_share)
-
         truth = found["test_truth"]
         peers = test_maes(found["peers"], truth)
         best = min(peers, key=peers.get)
         rules, scores = rule_forecasts(found)
-        validation_windows = [len(truth) for truth in found["validation_truths"]]
+        validation_windows = [len(piece_truth) for piece_truth in found["validation_truths"]]
         table[name] = {
             "validation_windows": validation_windows,
             "validation_mae": scores,

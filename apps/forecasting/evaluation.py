@@ -947,12 +947,12 @@ def calibrate_quantiles(
     split-conformal offset of the validation residuals (truth - the level's forecast;
     `conformal_offset`), one level at a time (Romano et al., "Conformalized Quantile
     Regression", 2019). The pinball-trained levels start at the point forecast and,
-    early-stopped on few windows, hardly spread; the
-    median (the point forecast the residual gate chose) is left as it is, and no level crosses
-    it on the validation windows (a base biased there gives a one-sided interval rather than a
-    moved point forecast). The residuals are those of the linear base fitted on the training
-    part: where the gate put in the base refitted on train and validation, its validation
-    residuals would be in-sample, too small. True when it changed the model.
+    early-stopped on few windows, hardly spread; the median (the point forecast the residual
+    gate chose) is left as it is, and no level crosses it on the validation windows (a base
+    biased there gives a one-sided interval rather than a moved point forecast). The
+    residuals are those of the linear base fitted on the training part: where the gate put in
+    the base refitted on train and validation, its validation residuals would be in-sample,
+    too small. True when it changed the model.
     """
     quantiles = tuple(config.model.quantiles)
     if len(quantiles) < 2 or config.model.model_type != "direct" or datasets.validation is None:
