@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import keras
+import keras_hub
 from keras import ops
 
 from layers.arguments import check_positive_integers
@@ -115,6 +116,15 @@ class Sampling:
         )  # fmt: skip
 
 
+def output_kernel(output_layer):
+    """The `(units, vocabulary)` kernel of a Dense output layer or a tied reversible embedding."""
+    if not isinstance(output_layer, keras_hub.layers.ReversibleEmbedding):
+        return output_layer.kernel
+    if output_layer.tie_weights:
+        return ops.transpose(output_layer.embeddings)
+    return output_layer.reverse_embeddings
+
+
 class Generator:
     """Generates token sequences with an encoder function and a recurrent decoder.
 
@@ -134,7 +144,8 @@ class Generator:
         decoder: a layer with `step(inputs, state, **context)` returning the outputs
             `(batch, units)` and the new state first (as
             `layers.attention_decoder.AttentionDecoder.step`).
-        output_layer: the `keras.layers.Dense` (linear) from decoder outputs to the vocabulary.
+        output_layer: the `keras.layers.Dense` (linear) from decoder outputs to the vocabulary,
+            or the tied `keras_hub.layers.ReversibleEmbedding` (its transposed table).
         start_token_id: the first decoder input of every row, unless the encoding sets them.
         end_token_id: the token that ends a sequence.
         pad_token_id: the token written after the end of a sequence.
@@ -204,7 +215,7 @@ class Generator:
         self.max_length = max_length
         self.length_ratio = length_ratio
         self.length_offset = length_offset
-        vocabulary_size = output_layer.units
+        vocabulary_size = output_kernel(output_layer).shape[-1]
         self.suppression = ops.where(
             ops.isin(ops.arange(vocabulary_size), list(self.suppressed_token_ids)),
             NEGATIVE_INFINITY,
@@ -226,9 +237,9 @@ class Generator:
             ops.take(self.embedding.embeddings, tokens, axis=0), self.embedding.compute_dtype
         )
         outputs, state = self.decoder.step(embedded, state, **context)[:2]
-        kernel = self.output_layer.kernel
+        kernel = output_kernel(self.output_layer)
         bias = self.suppression
-        if self.output_layer.use_bias:
+        if getattr(self.output_layer, "use_bias", False):
             bias = self.output_layer.bias + bias
         return ops.matmul(ops.cast(outputs, kernel.dtype), kernel) + bias, state
 

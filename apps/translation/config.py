@@ -47,6 +47,8 @@ class ModelConfig:
     # "additive" (Bahdanau) or "multiplicative" (Luong).
     attention: Literal["additive", "multiplicative"] = "additive"
     dropout: float = 0.3
+    # The output layer is the transposed target embedding (as wide as the decoder).
+    tie_embeddings: bool = False
     label_smoothing: float = 0.1
 
 

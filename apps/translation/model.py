@@ -8,6 +8,7 @@ graph call per batch (used by evaluate and the export).
 from __future__ import annotations
 
 import keras
+import keras_hub
 from keras import ops
 
 from apps.core.training import optimizer
@@ -35,6 +36,11 @@ class TranslationModel(keras.Model):
         units, num_layers, cell, bidirectional, encoder_dropout: the `RecurrentEncoder`'s.
         attention, dropout: the `AttentionDecoder`'s; the decoder is as wide as the encoder's
             final state.
+        tie_embeddings: the target embedding is as wide as the decoder and its transposed table
+            is the output layer (`keras_hub.layers.ReversibleEmbedding`, no output bias; Press
+            and Wolf, "Using the Output Embedding to Improve Language Models", 2017): a token's
+            input and output vectors learn from each other's gradients, and the target side
+            has a vocabulary-sized matrix less to fit on little data.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`, ...).
     """
 
@@ -51,6 +57,7 @@ class TranslationModel(keras.Model):
         encoder_dropout=0.0,
         attention="additive",
         dropout=0.0,
+        tie_embeddings=False,
         **kwargs,
     ):
         source_embedding = keras.layers.Embedding(
@@ -64,9 +71,15 @@ class TranslationModel(keras.Model):
         source = keras.Input(shape=(None,), dtype="int32", name="source")
         target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
         encoder_sequences, encoder_states = encoder(source_dropout(source_embedding(source)))
-        target_embedding = keras.layers.Embedding(
-            target_vocabulary_size, embedding_dim, mask_zero=True, name="target_embedding"
-        )
+        if tie_embeddings:
+            target_embedding = keras_hub.layers.ReversibleEmbedding(
+                target_vocabulary_size, encoder.state_units, mask_zero=True,
+                reverse_dtype="float32", name="target_embedding",
+            )  # fmt: skip
+        else:
+            target_embedding = keras.layers.Embedding(
+                target_vocabulary_size, embedding_dim, mask_zero=True, name="target_embedding"
+            )
         target_dropout = keras.layers.Dropout(embedding_dropout, name="target_dropout")
         target_embedded = target_dropout(target_embedding(target_in))
         decoder = AttentionDecoder(
@@ -78,8 +91,14 @@ class TranslationModel(keras.Model):
             initial_state=encoder_states,
             encoder_mask=ops.not_equal(source, PAD_ID),
         )
-        logits_layer = keras.layers.Dense(target_vocabulary_size, dtype="float32", name="logits")
-        logits = logits_layer(decoded)
+        if tie_embeddings:
+            logits_layer = target_embedding
+            logits = target_embedding(decoded, reverse=True)
+        else:
+            logits_layer = keras.layers.Dense(
+                target_vocabulary_size, dtype="float32", name="logits"
+            )
+            logits = logits_layer(decoded)
         super().__init__({"source": source, "target_in": target_in}, logits, **kwargs)
         self.source_vocabulary_size = source_vocabulary_size
         self.target_vocabulary_size = target_vocabulary_size
@@ -92,6 +111,7 @@ class TranslationModel(keras.Model):
         self.encoder_dropout = encoder_dropout
         self.attention = attention
         self.dropout = dropout
+        self.tie_embeddings = tie_embeddings
         self.source_embedding = source_embedding
         self.encoder = encoder
         self.target_embedding = target_embedding
@@ -149,6 +169,7 @@ class TranslationModel(keras.Model):
             "encoder_dropout": self.encoder_dropout,
             "attention": self.attention,
             "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
         }
 
 
@@ -161,7 +182,7 @@ def build_model(config: TranslationConfig, assets: TranslationAssets) -> Transla
         embedding_dropout=model.embedding_dropout, units=model.units,
         num_layers=model.num_layers, cell=model.cell, bidirectional=model.bidirectional,
         encoder_dropout=model.encoder_dropout, attention=model.attention,
-        dropout=model.dropout, name="translator",
+        dropout=model.dropout, tie_embeddings=model.tie_embeddings, name="translator",
     )  # fmt: skip
     translator.compile(
         optimizer=optimizer(config.training),
