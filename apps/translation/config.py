@@ -38,8 +38,6 @@ class ModelConfig:
     max_target_length: int = 64
     embedding_dim: int = 128
     embedding_dropout: float = 0.1
-    # Share of source and target tokens whose whole embedding is dropped in training.
-    word_dropout: float = 0.0
     cell: Literal["gru", "lstm"] = "gru"
     # Encoder width per direction; the decoder is as wide as the encoder's final state.
     units: int = 128

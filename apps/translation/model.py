@@ -33,9 +33,6 @@ class TranslationModel(keras.Model):
         source_vocabulary_size, target_vocabulary_size: vocabulary sizes, reserved ids included.
         embedding_dim: width of both embeddings.
         embedding_dropout: dropout on both embeddings during training.
-        word_dropout: share of source and target tokens whose whole embedding is dropped
-            during training (Gal and Ghahramani, "A Theoretically Grounded Application of
-            Dropout in Recurrent Neural Networks", 2016), after `embedding_dropout`.
         units, num_layers, cell, bidirectional, encoder_dropout: the `RecurrentEncoder`'s.
         attention, dropout: the `AttentionDecoder`'s; the decoder is as wide as the encoder's
             final state.
@@ -53,7 +50,6 @@ class TranslationModel(keras.Model):
         target_vocabulary_size,
         embedding_dim=128,
         embedding_dropout=0.0,
-        word_dropout=0.0,
         units=128,
         num_layers=1,
         cell="gru",
@@ -67,24 +63,14 @@ class TranslationModel(keras.Model):
         source_embedding = keras.layers.Embedding(
             source_vocabulary_size, embedding_dim, mask_zero=True, name="source_embedding"
         )
-
-        def drop_embeddings(side):
-            """Element-wise dropout, then whole-token dropout, on one side's embeddings."""
-            units = keras.layers.Dropout(embedding_dropout, name=f"{side}_dropout")
-            words = keras.layers.Dropout(
-                word_dropout, noise_shape=(None, None, 1), name=f"{side}_word_dropout"
-            )
-            return lambda embedded: words(units(embedded))
-
+        source_dropout = keras.layers.Dropout(embedding_dropout, name="source_dropout")
         encoder = RecurrentEncoder(
             units, num_layers=num_layers, cell=cell, bidirectional=bidirectional,
             dropout=encoder_dropout, return_state=True, name="encoder",
         )  # fmt: skip
         source = keras.Input(shape=(None,), dtype="int32", name="source")
         target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
-        encoder_sequences, encoder_states = encoder(
-            drop_embeddings("source")(source_embedding(source))
-        )
+        encoder_sequences, encoder_states = encoder(source_dropout(source_embedding(source)))
         if tie_embeddings:
             target_embedding = keras_hub.layers.ReversibleEmbedding(
                 target_vocabulary_size, encoder.state_units, mask_zero=True,
@@ -94,7 +80,8 @@ class TranslationModel(keras.Model):
             target_embedding = keras.layers.Embedding(
                 target_vocabulary_size, embedding_dim, mask_zero=True, name="target_embedding"
             )
-        target_embedded = drop_embeddings("target")(target_embedding(target_in))
+        target_dropout = keras.layers.Dropout(embedding_dropout, name="target_dropout")
+        target_embedded = target_dropout(target_embedding(target_in))
         decoder = AttentionDecoder(
             encoder.state_units, cell=cell, attention=attention, dropout=dropout, name="decoder"
         )
@@ -117,7 +104,6 @@ class TranslationModel(keras.Model):
         self.target_vocabulary_size = target_vocabulary_size
         self.embedding_dim = embedding_dim
         self.embedding_dropout = embedding_dropout
-        self.word_dropout = word_dropout
         self.units = units
         self.num_layers = num_layers
         self.cell = cell
@@ -176,7 +162,6 @@ class TranslationModel(keras.Model):
             "target_vocabulary_size": self.target_vocabulary_size,
             "embedding_dim": self.embedding_dim,
             "embedding_dropout": self.embedding_dropout,
-            "word_dropout": self.word_dropout,
             "units": self.units,
             "num_layers": self.num_layers,
             "cell": self.cell,
@@ -194,8 +179,7 @@ def build_model(config: TranslationConfig, assets: TranslationAssets) -> Transla
     translator = TranslationModel(
         len(assets.source_vocabulary), len(assets.target_vocabulary),
         embedding_dim=model.embedding_dim,
-        embedding_dropout=model.embedding_dropout, word_dropout=model.word_dropout,
-        units=model.units,
+        embedding_dropout=model.embedding_dropout, units=model.units,
         num_layers=model.num_layers, cell=model.cell, bidirectional=model.bidirectional,
         encoder_dropout=model.encoder_dropout, attention=model.attention,
         dropout=model.dropout, tie_embeddings=model.tie_embeddings, name="translator",

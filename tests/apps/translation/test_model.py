@@ -92,18 +92,3 @@ def test_tied_logits_are_the_decoder_outputs_against_the_target_embedding_table(
     logits[..., [0, 2]] = -np.inf
     produced = tokens != 0
     np.testing.assert_array_equal(np.argmax(logits, axis=-1)[produced], tokens[produced])
-
-
-def test_word_dropout_drops_whole_token_embeddings_in_training_only():
-    config = tiny_config()
-    config.model.word_dropout = 0.25
-    model = build_model(config, ASSETS)
-    embedded = np.ones((8, 100, 16), "float32")
-    for side in ("source", "target"):
-        layer = model.get_layer(f"{side}_word_dropout")
-        dropped = np.asarray(layer(embedded, training=True))
-        kept = dropped[..., 0] != 0
-        np.testing.assert_allclose(dropped[kept], 1 / 0.75, rtol=1e-6)  # whole rows, rescaled
-        np.testing.assert_array_equal(dropped[~kept], 0.0)
-        assert 0.2 < 1 - kept.mean() < 0.3
-        np.testing.assert_array_equal(layer(embedded, training=False), embedded)
