@@ -19,6 +19,7 @@ def search_space(hp, config: TranslationConfig) -> TranslationConfig:
     )
     model.embedding_dim = choice(hp, "embedding_dim", [64, 128, 256], model.embedding_dim)
     model.dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=model.dropout)
+    model.tie_embeddings = hp.Boolean("tie_embeddings", default=model.tie_embeddings)
     training.learning_rate = hp.Float(
         "learning_rate", 3e-4, 1e-2, sampling="log", default=training.learning_rate
     )
