@@ -40,6 +40,16 @@ SIGNATURES = {"activity": "gif"}
 ROWS = {"forecasting": 1, "captioning": 1, "activity": 1}
 # Numbers shown of a long array in the page (the request file holds them all).
 SHOWN = 6
+# Inputs the main job's export does not take but other runs of the app do, after its answer.
+OTHER_INPUTS = {
+    "forecasting": (
+        "A model trained with calendar terms (`data.calendar_terms`, which `base` derives when a\n"
+        "season is longer than the lookback) also takes `last_time`, the time of the last history\n"
+        "step in seconds since 1970-01-01 UTC, so each instance names its inputs:\n"
+        '`{"instances": [{"history": [[91.3], [79.0], ...], "last_time": 1704067200.0}]}`.\n'
+        "`predict --input recent.csv` sends it from the CSV's time column.\n"
+    ),
+}
 
 
 def json_value(name: str, value) -> object:
@@ -120,6 +130,7 @@ def example_section(app, workdir: Path, pages: Path) -> str:
         one_row_per_line(shortened(json.loads(answer))),
         "```",
         "",
+        *([OTHER_INPUTS[app.name]] if app.name in OTHER_INPUTS else []),
     ])  # fmt: skip
 
 
