@@ -3,10 +3,11 @@
 On each panel series (`forecasting_panel.SERIES`, the `base` preset's derived settings, no
 training of the recurrent model) every candidate of the linear base (the ridge, the seasonal
 naive forecast, AutoETS, AutoARIMA and AutoTheta distilled) is scored on the rolling-origin
-validation pieces, each fitted on the steps before its piece as `choose_linear_base` does,
-and on the test windows, fitted on train and validation. Rules that turn the validation
-scores into a forecast are then scored on the test part against the best peer of
-`evaluate` (the ex-post best of seasonal naive, the ridge and the undistilled models):
+validation pieces, each fitted on the steps before its piece as `choose_linear_base` does
+(the statistical models specified on the training part), and on the test windows, fitted on
+train and validation. Rules that turn the validation scores into a forecast are then scored
+on the test part against the best peer of `evaluate` (the ex-post best of seasonal naive, the
+ridge and the undistilled models):
 
     select         the candidate (or the mean of the distilled models) with the lowest
                    validation MAE: the app's rule
@@ -86,14 +87,16 @@ def candidate_forecasts(name: str, validation_share: float) -> dict:
         validation_forecasts[label] = []
         for piece, _, (histories, _, rows) in pieces:
             kernel, bias = evaluation.fit_linear(
-                values, piece.start, lookback, horizon, targets, choice, next_terms
-            )
+                values, piece.start, lookback, horizon, targets, choice, next_terms,
+                validation.start,
+            )  # fmt: skip
             validation_forecasts[label].append(
                 evaluation.choice_forecast(histories, kernel, bias, choice, horizon, rows)
             )
         kernel, bias = evaluation.fit_linear(
-            values, validation.end, lookback, horizon, targets, choice, next_terms
-        )
+            values, validation.end, lookback, horizon, targets, choice, next_terms,
+            validation.start,
+        )  # fmt: skip
         test_forecasts[label] = evaluation.choice_forecast(
             test_histories, kernel, bias, choice, horizon, test_rows
         )

@@ -273,8 +273,10 @@ def fit_linear_base(
     chooses the base among it, the seasonal naive forecast and the distilled statistical peers
     (`evaluation.choose_linear_base`) and keeps it fitted on the training part (on train and
     validation with `model.linear_base_refit`) and on train and validation. Both try the
-    calendar terms of `next_terms` (`Calendar.next_terms`) when given. A distilled model that
-    fails on train and validation, which no validation piece saw, leaves the ridge."""
+    calendar terms of `next_terms` (`Calendar.next_terms`) when given. The distilled models
+    keep the specification they found on the training part (`evaluation.specified_model`) in
+    every later fit. A distilled model that fails on train and validation, which no validation
+    piece saw, leaves the ridge."""
     data, targets = config.data, len(assets.target_columns)
     if len(splits["validation"]) < data.horizon:
         raise UserError(
@@ -309,7 +311,9 @@ def fit_linear_base(
     refit = ridge_fit
     if choice != ridge:
         try:
-            refit = fitted_lists(values, validation.end, config, targets, choice, next_terms)
+            refit = fitted_lists(
+                values, validation.end, config, targets, choice, next_terms, validation.start
+            )
         except ValueError as failure:
             print(f"note: {failure} on train and validation: the linear base is the ridge")
             choice, train_fit = ridge, None
@@ -336,11 +340,12 @@ def fitted_lists(
     targets: int,
     choice,
     next_terms: np.ndarray | None,
+    specified_before: int | None = None,
 ) -> tuple[list, list]:
     """`evaluation.fit_linear` on the steps before `end`, as JSON lists for the assets."""
     data = config.data
     kernel, bias = evaluation.fit_linear(
-        values, end, data.lookback, data.horizon, targets, choice, next_terms
+        values, end, data.lookback, data.horizon, targets, choice, next_terms, specified_before
     )
     return kernel.tolist(), bias.tolist()
 

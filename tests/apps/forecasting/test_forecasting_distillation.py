@@ -154,3 +154,23 @@ def test_train_puts_the_chosen_distilled_map_into_the_model(tmp_path):
     assert kernel.shape[0] == assets.linear_lags
     fitted = (assets.linear_kernel, assets.linear_refit_kernel)  # train, or train + validation
     assert any(np.allclose(kernel, np.asarray(weights), atol=1e-4) for weights in fitted)
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "seed"),
+    [("AutoARIMA", "arma", 0), ("AutoETS", "components", 0), ("AutoTheta", "modeltype", 3)],
+)
+def test_a_specified_model_refits_the_specification_found_before(name, key, seed):
+    """Fitted on the steps it was specified on, the fixed model forecasts as the automatic one;
+    fitted on all the steps, where the automatic search picks another specification, it keeps
+    the one the shorter history chose."""
+    values = seasonal_series(160, seed=seed)
+    automatic = getattr(statsforecast_models, name)(season_length=4)
+    short = automatic.fit(values[:100])
+    fixed = evaluation.specified_model(name, values[:100], 4)
+    np.testing.assert_allclose(
+        fixed.fit(values[:100]).predict(h=6)["mean"], short.predict(h=6)["mean"], rtol=1e-6
+    )
+    found = short.model_[key]
+    assert automatic.fit(values).model_[key] != found
+    assert fixed.fit(values).model_[key] == found
