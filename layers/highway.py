@@ -5,6 +5,12 @@ from keras import ops
 
 from layers.arguments import check_positive_integers, check_window_fits
 
+# The "log" transform: values are floored here before the logarithm (a served window may hold
+# a zero the training data did not), and log-forecasts capped here before the exponential
+# (float32 overflows past 88.7).
+LOG_FLOOR = 1e-30
+LOG_CAP = 80.0
+
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
 class LinearHighway(keras.layers.Layer):
@@ -69,21 +75,22 @@ class LinearForecast(keras.layers.Layer):
     """A linear forecast of the target series from the last `window` steps of every column.
 
     The layer reads normalized inputs and returns normalized forecasts, but its linear map
-    works in the data's original units (optionally square-rooted): it undoes the input
-    normalization (`input_mean`, `input_std`), applies `transform` to every value, maps the
+    works in the data's original units (optionally square-rooted or logged): it undoes the
+    input normalization (`input_mean`, `input_std`), applies `transform` to every value, maps the
     flattened `(window * columns)` latest values to `(horizon * targets)` with one
     `keras.layers.Dense`, applies the inverse transform and normalizes the result with the
     statistics of the first `targets` columns. So a ridge regression fitted outside Keras on
-    flattened windows in original units can be loaded as its weights, and square-root
-    forecasts are squared back (negative values clipped to zero first). With `calendar_size`,
-    the map also reads the calendar terms of the first forecast step (`pipelines.calendar`),
-    after the window's values and untransformed. Masking: none; the input is a full history.
+    flattened windows in original units can be loaded as its weights; square-root forecasts
+    are squared back (negative values clipped to zero first), log forecasts exponentiated
+    (`LOG_FLOOR`, `LOG_CAP`). With `calendar_size`, the map also reads the calendar terms of
+    the first forecast step (`pipelines.calendar`), after the window's values and
+    untransformed. Masking: none; the input is a full history.
 
     Args:
         window: how many of the latest steps the forecast reads.
         horizon: how many steps it forecasts.
         targets: how many of the first columns it forecasts.
-        transform: `"identity"` or `"sqrt"`.
+        transform: `"identity"`, `"sqrt"` or `"log"`.
         input_mean: per-column means of the normalization, or `None` (inputs in original units).
         input_std: per-column standard deviations, or `None`.
         calendar_size: how many calendar terms per step the layer reads (0: none).
@@ -109,7 +116,7 @@ class LinearForecast(keras.layers.Layer):
           section 3.4.1 (ridge regression).
     """
 
-    TRANSFORMS = ("identity", "sqrt")
+    TRANSFORMS = ("identity", "sqrt", "log")
 
     def __init__(
         self,
@@ -162,6 +169,8 @@ class LinearForecast(keras.layers.Layer):
             )
         if self.transform == "sqrt":
             latest = ops.sqrt(ops.maximum(latest, 0.0))
+        elif self.transform == "log":
+            latest = ops.log(ops.maximum(latest, LOG_FLOOR))
         columns = ops.shape(latest)[-1]
         flat = ops.reshape(latest, (-1, self.window * columns))  # (batch, window * columns)
         if calendar is not None:
@@ -169,6 +178,8 @@ class LinearForecast(keras.layers.Layer):
         forecast = self.dense(flat)
         if self.transform == "sqrt":
             forecast = ops.square(ops.maximum(forecast, 0.0))
+        elif self.transform == "log":
+            forecast = ops.exp(ops.minimum(forecast, LOG_CAP))
         # (batch, horizon, targets)
         forecast = ops.reshape(forecast, (-1, self.horizon, self.targets))
         if self.input_mean is not None:

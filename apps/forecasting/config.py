@@ -77,14 +77,14 @@ class ModelConfig:
     # at the linear forecast and the recurrent part learns its residual.
     highway_least_squares: bool = True
     highway_alpha: float = 1.0
-    # True: the model forecasts the residual of a frozen linear base, chosen on the
-    # rolling-origin validation windows among the evaluation's ridge (every column in original
-    # units, its lag count, L2 penalty, square-root transform and differencing chosen there),
-    # the seasonal naive forecast, the statistical peers of `evaluation.peers` distilled into
-    # linear maps of the window, and their mean; fitted on the training part (on train and
-    # validation with `linear_base_refit`). The direct and encoder-decoder heads start from
-    # zero, so training starts at the linear forecast (the autoregressive decoder's head does
-    # not, and it feeds back its own part of the forecast).
+    # True: the model forecasts the residual of a frozen linear base, chosen on the rolling-origin
+    # validation windows among the evaluation's ridge (every column in original units, its lag
+    # count, L2 penalty, square-root or log transform and differencing chosen there), the seasonal
+    # naive forecast, the statistical peers of `evaluation.peers` distilled into linear maps of the
+    # window, and their mean; fitted on the training part (on train and validation with
+    # `linear_base_refit`). The direct and encoder-decoder heads start from zero, so training starts
+    # at the linear forecast (the autoregressive decoder's head does not, and it feeds back its own
+    # part of the forecast).
     linear_base: bool = False
     linear_base_refit: bool = False
     # A direct model on a linear base keeps its recurrent residual only where the residual
@@ -129,13 +129,12 @@ def base() -> ForecastingConfig:
     """Any series: seasons, lookback and lag grid derived from its frequency, horizon 12.
 
     A frozen linear base (chosen by rolling-origin validation among the ridge, its lag counts,
-    alphas, a square-root transform and differences, the seasonal naive forecast, and AutoETS,
-    AutoARIMA and AutoTheta distilled into linear maps of the window, and their mean; fitted on
-    the training part)
-    plus an LSTM(32) residual over the latest 48 steps whose head starts at zero; the median
-    (pinball 0.5, i.e. absolute error) loss; a low learning rate, and early stopping on
-    validation keeps the residual small (and drops it where it does not beat the base there by
-    `model.residual_margin`).
+    alphas, a square-root or log transform and differences, the seasonal naive forecast, and
+    AutoETS, AutoARIMA and AutoTheta distilled into linear maps of the window, and their mean;
+    fitted on the training part) plus an LSTM(32) residual over the latest 48 steps whose head
+    starts at zero; the median (pinball 0.5, i.e. absolute error) loss; a low learning rate, and
+    early stopping on validation keeps the residual small (and drops it where it does not beat the
+    base there by `model.residual_margin`).
     """
     config = ForecastingConfig()
     # A fifth for validation: several origins even on a series of a few years.

@@ -1,16 +1,15 @@
 """Forecast scoring: baselines, metrics and plots on the same test windows.
 
-Peers: the last observed value, the seasonal naive forecast (the value one season earlier),
-the ridge regression from the latest lags (every column, original units) to every horizon
-step, its lag count, penalty, square-root transform and differencing chosen by rolling-origin
-validation (`choose_ridge`) and fitted on train and validation, kept in the assets so that
-`evaluate --data FILE` compares the same peers, and statsforecast's AutoETS, AutoARIMA and
-AutoTheta filtered over the same windows (`statistical_forecasts`). `best_baseline` is the
-strongest on the test part. The model's linear base is chosen on the same validation among
-that ridge, the seasonal naive forecast and those peers distilled into linear maps of the
-window (`choose_linear_base`). Metrics per forecaster: MAE, RMSE, MASE (MAE over the mean
-absolute seasonal-naive error on the training part, with the series' season) and MAE per
-horizon step; quantile models add interval coverage.
+Peers: the last observed value, the seasonal naive forecast (the value one season earlier), the
+ridge regression from the latest lags (every column, original units) to every horizon step, its lag
+count, penalty, square-root or log transform and differencing chosen by rolling-origin validation
+(`choose_ridge`) and fitted on train and validation, kept in the assets so that `evaluate --data
+FILE` compares the same peers, and statsforecast's AutoETS, AutoARIMA and AutoTheta filtered over
+the same windows (`statistical_forecasts`). `best_baseline` is the strongest on the test part. The
+model's linear base is chosen on the same validation among that ridge, the seasonal naive forecast
+and those peers distilled into linear maps of the window (`choose_linear_base`). Metrics per
+forecaster: MAE, RMSE, MASE (MAE over the mean absolute seasonal-naive error on the training part,
+with the series' season) and MAE per horizon step; quantile models add interval coverage.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from apps.core.app import EvaluationOutputs
 from apps.core.metrics import headline
 from apps.core.plots import plt
 from apps.forecasting.config import ForecastingConfig
+from layers.highway import LOG_CAP, LOG_FLOOR
 from layers.losses import median_index
 from pipelines import calendar as calendar_terms
 from pipelines import windows
@@ -38,10 +38,15 @@ if TYPE_CHECKING:
 
 # The grid `choose_ridge` searches besides the lag counts (`evaluation.ridge_lags`).
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-# Transforms applied to every column before the ridge: (forward, inverse) on numpy arrays.
+# Transforms applied to every column before the ridge: (forward, inverse) on numpy arrays; the
+# Box-Cox family's usual grid (lambda 1, 1/2, 0), as `layers.highway.LinearForecast` applies it.
 RIDGE_TRANSFORMS = {
     "identity": (lambda values: values, lambda values: values),
     "sqrt": (np.sqrt, lambda values: np.square(np.maximum(values, 0.0))),
+    "log": (
+        lambda values: np.log(np.maximum(values, LOG_FLOOR)),
+        lambda values: np.exp(np.minimum(values, LOG_CAP)),
+    ),
 }
 # What the ridge forecasts: levels, changes from the last value, or changes from the value one
 # season earlier (inputs differenced the same way).
@@ -220,12 +225,17 @@ def choice_forecast(
     return inverse(ridge_forecast(inputs, weights, bias, horizon))
 
 
+def usable_transforms(values: np.ndarray) -> list[str]:
+    """The `RIDGE_TRANSFORMS` defined on every one of `values`: the square root where none is
+    negative, the logarithm where all are positive."""
+    return ["identity"] + ["sqrt"] * bool(np.all(values >= 0)) + ["log"] * bool(np.all(values > 0))
+
+
 def ridge_candidates(
-    lag_counts: tuple[int, ...], season: int, non_negative: bool, calendar: bool = False
+    lag_counts: tuple[int, ...], season: int, transforms: list[str], calendar: bool = False
 ) -> list[LinearChoice]:
     """Every lag count, transform, difference and (with `calendar`) use of the calendar terms
     of the grid (alpha 0: the path covers it)."""
-    transforms = ["identity", "sqrt"] if non_negative else ["identity"]
     candidates = []
     for lags, transform, difference, with_calendar in itertools.product(
         lag_counts, transforms, RIDGE_DIFFERENCES, (False, True) if calendar else (False,)
@@ -309,15 +319,15 @@ def choose_ridge(
 
     `values` (time, columns) in original units up to the end of `validation`; every origin
     (`validation_origins`) fits on the windows whose targets end before it and scores the
-    windows of its piece; the MAE is the mean over the pieces. The square root is tried only
-    when every value is non-negative, the calendar terms only with `next_terms`
-    (`Calendar.next_terms`).
+    windows of its piece; the MAE is the mean over the pieces. The square root and logarithm
+    are tried where every value is in their domain (`usable_transforms`), the calendar terms
+    only with `next_terms` (`Calendar.next_terms`).
     """
     pieces = validation_pieces(values, validation, lookback, horizon, targets, next_terms)
     lag_counts = tuple(lags for lags in lag_counts if lags <= lookback) or (lookback,)
-    non_negative = bool(np.all(values[: validation.end] >= 0))
+    transforms = usable_transforms(values[: validation.end])
     best = None
-    for candidate in ridge_candidates(lag_counts, season, non_negative, next_terms is not None):
+    for candidate in ridge_candidates(lag_counts, season, transforms, next_terms is not None):
         errors = np.zeros(len(RIDGE_ALPHAS))
         for _, (train_histories, train_futures, train_rows), (histories, truth, rows) in pieces:
             fits = _fit_choices(train_histories, train_futures, candidate, RIDGE_ALPHAS, train_rows)

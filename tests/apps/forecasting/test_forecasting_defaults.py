@@ -289,3 +289,20 @@ def test_calendar_terms_are_derived_for_a_season_longer_than_the_window(tmp_path
     assert APP.complete_config(weekly_config(tmp_path)).data.calendar_terms == 0
     daily.data.calendar_terms = 1
     assert APP.complete_config(daily).data.calendar_terms == 1
+
+
+def test_choose_ridge_forecasts_in_logs_where_the_series_grows_by_factors():
+    """A series whose logarithm is a sinusoid on a linear trend (a linear recurrence, so exact
+    for a ridge of its logs; its levels are not): the logarithm is chosen, and where a value is
+    zero it is not tried."""
+    steps = np.arange(300)
+    values = np.exp(1.0 + 0.01 * steps + 1.5 * np.sin(2 * np.pi * steps / 10))[:, None]
+    assert evaluation.usable_transforms(values) == ["identity", "sqrt", "log"]
+    choice, error = evaluation.choose_ridge(
+        values, windows.Split(200, 260), 12, 4, 1, (6, 12), season=10
+    )
+    assert choice.transform == "log", choice
+    assert error < 1e-3 * np.abs(values[200:260]).mean()
+    values[5] = 0.0
+    assert evaluation.usable_transforms(values) == ["identity", "sqrt"]
+    assert evaluation.usable_transforms(-values) == ["identity"]
