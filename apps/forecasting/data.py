@@ -46,6 +46,8 @@ class SeriesAssets(Assets):
     linear_calendar: bool = False
     linear_validation_mae: float = 0.0
     linear_candidates: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Per statistical model, the specification each target keeps (`evaluation.specification`).
+    linear_specifications: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     # That base fitted on the training part (on train and validation with
     # `model.linear_base_refit`), folded onto the transformed window: kernel
     # (lags * columns, horizon * targets) and bias (horizon * targets); and fitted on train and
@@ -321,6 +323,9 @@ def fit_linear_base(
     assets.linear_transform, assets.linear_difference = choice.transform, choice.difference
     assets.linear_season, assets.linear_statistical = choice.season, list(choice.statistical)
     assets.linear_calendar = choice.calendar
+    assets.linear_specifications = specifications(values, validation.start, targets, choice)
+    for name, found in assets.linear_specifications.items():
+        print(f"{name} keeps the specification found on the training part: {', '.join(found)}")
     assets.linear_validation_mae, assets.linear_candidates = candidates[choice.name], candidates
     assets.linear_refit_kernel, assets.linear_refit_bias = refit
     if config.model.linear_base_refit:
@@ -331,6 +336,25 @@ def fit_linear_base(
         assets.linear_kernel, assets.linear_bias = fitted_lists(
             values, splits["train"].end, config, targets, choice, next_terms
         )
+
+
+def specifications(
+    values: np.ndarray, before: int, targets: int, choice: evaluation.LinearChoice
+) -> dict[str, list[str]]:
+    """Per statistical model of `choice` (none for the ridge and the seasonal naive forecast),
+    the specification each target column keeps, searched on the steps before `before`."""
+    if choice.statistical == (evaluation.SEASONAL_NAIVE,):
+        return {}
+    steps = evaluation.specification_steps(values, before)
+    return {
+        name: [
+            evaluation.specification(
+                evaluation.specified_model(name, steps[:, target], choice.season)
+            )
+            for target in range(targets)
+        ]
+        for name in choice.statistical
+    }
 
 
 def fitted_lists(

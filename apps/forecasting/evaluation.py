@@ -366,6 +366,27 @@ DISTILLED_ORIGINS = 500
 DISTILLATION_RELATIVE_ALPHA = 1e-4
 
 
+def specification_steps(values: np.ndarray, before: int) -> np.ndarray:
+    """The steps a statistical model's specification is searched on: the latest
+    `DISTILLATION_FIT_STEPS` before `before`, in float64."""
+    return values[max(0, before - DISTILLATION_FIT_STEPS) : before].astype(np.float64)
+
+
+def specification(model) -> str:
+    """A `specified_model` in the usual notation: ARIMA(p,d,q)(P,D,Q)[m], ETS(A,Ad,N), Theta
+    (OTM)."""
+    if hasattr(model, "order"):
+        drift = " with drift" if model.include_drift else ""
+        return (
+            f"ARIMA({','.join(map(str, model.order))})"
+            f"({','.join(map(str, model.seasonal_order))})[{model.season_length}]{drift}"
+        )
+    if hasattr(model, "damped"):
+        error, trend, season = model.model
+        return f"ETS({error},{trend}{'d' if model.damped else ''},{season})"
+    return f"Theta ({model.model})"
+
+
 def specified_model(name: str, series: np.ndarray, season: int):
     """statsforecast's automatic model `name` (AutoARIMA, AutoETS, AutoTheta) fitted on `series`,
     returned unfitted with the specification it found fixed: the ARIMA orders, mean and drift;
@@ -443,8 +464,8 @@ def distilled_forecaster(
             if specified_before is None:
                 model = getattr(statsforecast.models, name)(season_length=season)
             else:
-                known = values[max(0, specified_before - DISTILLATION_FIT_STEPS) : specified_before]
-                model = specified_model(name, known[:, target].astype(np.float64), season)
+                known = specification_steps(values, specified_before)[:, target]
+                model = specified_model(name, known, season)
             model = model.fit(series)
             forecasts = np.stack(
                 [model.forward(series[: origin - first], h=horizon)["mean"] for origin in origins]

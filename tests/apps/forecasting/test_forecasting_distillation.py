@@ -148,6 +148,12 @@ def test_train_puts_the_chosen_distilled_map_into_the_model(tmp_path):
     assert len(candidates) == 5 and assets.linear_validation_mae == min(candidates.values())
     assert "(distilled)" in assets.linear_choice.name, candidates
     assert f"{assets.linear_choice.name}\n" in out.getvalue()  # train names its choice
+    # ... and the specification each chosen model keeps, as the work dir records it.
+    assert set(assets.linear_specifications) == set(assets.linear_statistical)
+    for name, (found,) in assets.linear_specifications.items():
+        assert f"{name} keeps the specification found on the training part: {found}\n" in (
+            out.getvalue()
+        )
     # The ridge peer keeps its own choice.
     assert assets.ridge_choice.lags == 1 and assets.ridge_choice.statistical == ()
     kernel, _ = model.get_layer("linear_base").get_weights()
@@ -174,3 +180,12 @@ def test_a_specified_model_refits_the_specification_found_before(name, key, seed
     found = short.model_[key]
     assert automatic.fit(values).model_[key] != found
     assert fixed.fit(values).model_[key] == found
+    if name == "AutoARIMA":
+        p, q, seasonal_p, seasonal_q, period, d, seasonal_d = found[:7]
+        drift = " with drift" if "drift" in short.model_["coef"] else ""
+        notation = f"ARIMA({p},{d},{q})({seasonal_p},{seasonal_d},{seasonal_q})[{period}]{drift}"
+    elif name == "AutoETS":
+        notation = f"ETS({found[0]},{found[1]}{'d' * (found[3] == 'D')},{found[2]})"
+    else:
+        notation = f"Theta ({found})"
+    assert evaluation.specification(fixed) == notation
