@@ -1,6 +1,7 @@
 """How well does the linear base's validation choice transfer to the test part? Rules side by side.
 
-On each panel series (`forecasting_panel.SERIES`, the `base` preset's derived settings, no
+On each panel series (`forecasting_panel.SERIES`, or the held-out ones of
+`forecasting_panel.HELD_OUT` by name; the `base` preset's derived settings, no
 training of the recurrent model) every candidate of the linear base (the ridge, the seasonal
 naive forecast, AutoETS, AutoARIMA and AutoTheta distilled) is scored on the rolling-origin
 validation pieces, each fitted on the steps before its piece as `choose_linear_base` does
@@ -10,7 +11,10 @@ on the test part against the best peer of `evaluate` (the ex-post best of season
 ridge and the undistilled models):
 
     select         the candidate (or the mean of the distilled models) with the lowest
-                   validation MAE: the app's rule
+                   validation MAE, the ridge scored by its grid's best configuration
+    select_nested  the same with the ridge scored by `nested_ridge_validation` (its grid
+                   searched again before each validation piece, so its score is not the
+                   minimum over the grid on the pieces it is judged on): the app's rule
     mean_models    the mean of the distilled models
     mean_all       the mean of the distilled models and the ridge
     median_all     the median of every candidate
@@ -22,9 +26,11 @@ instead of the validation part (more windows, older ones; the ridge is chosen th
 
     python benchmarks/forecasting_base_selection.py --series austres --series lynx
     python benchmarks/forecasting_base_selection.py --validation-share 0.5
+    python benchmarks/forecasting_base_selection.py --series ausbeer --series elnino \
+        --series realgdp --series unemp --series sunspots-yearly --output sel-heldout.json
 
 Prints one table (app / best peer per series and rule, geometric mean, worst) and writes
-`benchmarks/results/forecasting-base-selection[-share<S>].json`.
+`benchmarks/results/forecasting-base-selection[-share<S>].json` (or `--output NAME`).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def candidate_forecasts(name: str, validation_share: float) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         config = APP.make_config("base")
         config.data.source = forecasting_panel.source(name, Path(scratch))
-        config.data.horizon = forecasting_panel.SERIES[name]
+        config.data.horizon = forecasting_panel.HORIZONS[name]
         config = APP.complete_config(config)
         with contextlib.redirect_stdout(io.StringIO()):
             datasets = forecasting_data.load_data(config)
@@ -100,6 +106,10 @@ def candidate_forecasts(name: str, validation_share: float) -> dict:
         test_forecasts[label] = evaluation.choice_forecast(
             test_histories, kernel, bias, choice, horizon, test_rows
         )
+    _, nested_forecasts = evaluation.nested_ridge_validation(
+        values[: validation.end], validation, lookback, horizon, targets,
+        tuple(config.evaluation.ridge_lags), season, next_terms,
+    )  # fmt: skip
     peers = evaluation.statistical_forecasts(
         values[:, :targets], starts + lookback, horizon, season, tuple(config.evaluation.peers)
     )
@@ -107,6 +117,7 @@ def candidate_forecasts(name: str, validation_share: float) -> dict:
     peers["ridge"] = test_forecasts["ridge"]
     return {
         "validation": validation_forecasts,
+        "nested_ridge": nested_forecasts,
         "validation_truths": [truth for _, _, (_, truth, _) in pieces],
         "test": test_forecasts,
         "test_truth": test_truth,
@@ -143,9 +154,12 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
     pool["mean of the models"] = combination(models, mean)
     pool_scores = scores | {"mean of the models": validation_mae(pool["mean of the models"][0])}
     chosen = min(pool_scores, key=pool_scores.get)
+    nested_scores = pool_scores | {"ridge": validation_mae(found["nested_ridge"])}
+    nested_chosen = min(nested_scores, key=nested_scores.get)
     ranked = sorted(candidates, key=scores.get)
     rules = {
         "select": pool[chosen][1],
+        "select_nested": pool[nested_chosen][1],
         "mean_models": pool["mean of the models"][1],
         "mean_all": combination([*models, "ridge"], mean)[1],
         "median_all": combination(candidates, median)[1],
@@ -156,7 +170,11 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
             lambda stack: np.average(stack, axis=0, weights=[1 / scores[c] for c in candidates]),
         )[1],
     }
-    return rules, scores | {"chosen": chosen}
+    return rules, scores | {
+        "chosen": chosen,
+        "nested ridge": nested_scores["ridge"],
+        "chosen with the nested ridge": nested_chosen,
+    }
 
 
 def test_maes(forecasts: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, float]:
@@ -165,7 +183,8 @@ def test_maes(forecasts: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", action="append", choices=sorted(forecasting_panel.SERIES))
+    parser.add_argument("--series", action="append", choices=sorted(forecasting_panel.HORIZONS))
+    parser.add_argument("--output", help="the JSON's name under benchmarks/results")
     parser.add_argument("--validation-share", type=float, default=0.0)
     args = parser.parse_args()
     if not 0.0 <= args.validation_share < 1.0:
@@ -190,7 +209,8 @@ def main() -> None:
             },
         }
         print(f"{name}: validation windows {validation_windows}, chosen "
-              f"{scores['chosen']}, best peer {best}", flush=True)  # fmt: skip
+              f"{scores['chosen']} ({scores['chosen with the nested ridge']} with the nested "
+              f"ridge), best peer {best}", flush=True)  # fmt: skip
     rules = list(next(iter(table.values()))["ratio_to_best_peer"])
     print("\n| rule | " + " | ".join(table) + " | geometric mean | worst |")
     print("|" + " --- |" * (len(table) + 3))
@@ -202,7 +222,7 @@ def main() -> None:
         )  # fmt: skip
     suffix = f"-share{args.validation_share:g}" if args.validation_share else ""
     RESULTS.mkdir(exist_ok=True)
-    output = RESULTS / f"forecasting-base-selection{suffix}.json"
+    output = RESULTS / (args.output or f"forecasting-base-selection{suffix}.json")
     output.write_text(json.dumps(table, indent=2) + "\n")
     print(f"\nwritten: {output}")
 

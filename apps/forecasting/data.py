@@ -273,8 +273,9 @@ def fit_linear_base(
     """Chooses the ridge by rolling-origin validation (`evaluation.choose_ridge`) and keeps it,
     fitted on train and validation, as `evaluate`'s ridge peer; with `model.linear_base`, also
     chooses the base among it, the seasonal naive forecast and the distilled statistical peers
-    (`evaluation.choose_linear_base`) and keeps it fitted on the training part (on train and
-    validation with `model.linear_base_refit`) and on train and validation. Both try the
+    (`evaluation.choose_linear_base`, the ridge scored with its grid searched before each
+    piece: `evaluation.nested_ridge_validation`) and keeps it fitted on the training part (on
+    train and validation with `model.linear_base_refit`) and on train and validation. Both try the
     calendar terms of `next_terms` (`Calendar.next_terms`) when given. The distilled models
     keep the specification they found on the training part (`evaluation.specified_model`) in
     every later fit. A distilled model that fails on train and validation, which no validation
@@ -301,6 +302,17 @@ def fit_linear_base(
     assets.ridge_kernel, assets.ridge_bias = ridge_fit
     if not config.model.linear_base:
         return
+    try:
+        error, _ = evaluation.nested_ridge_validation(
+            values[: validation.end], validation, data.lookback, data.horizon, targets,
+            tuple(config.evaluation.ridge_lags), config.evaluation.season, next_terms,
+        )  # fmt: skip
+    except ValueError:
+        print(
+            "note: the training part is too short to search the ridge's grid before each "
+            "validation piece; the ridge competes for the linear base with the lowest "
+            "validation MAE of its grid, which favours it"
+        )
     choice, candidates, train_fit = evaluation.choose_linear_base(
         values[: validation.end], validation, data.lookback, data.horizon, targets,
         ridge, error, tuple(config.evaluation.peers), next_terms,

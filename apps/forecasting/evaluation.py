@@ -341,6 +341,43 @@ def choose_ridge(
     return choice, float(error / len(pieces))
 
 
+def nested_ridge_validation(
+    values: np.ndarray,
+    validation: windows.Split,
+    lookback: int,
+    horizon: int,
+    targets: int,
+    lag_counts: tuple[int, ...],
+    season: int,
+    next_terms: np.ndarray | None = None,
+) -> tuple[float, list[np.ndarray]]:
+    """The rolling-origin validation MAE of the ridge's whole procedure, grid search included,
+    and its forecasts of each piece (`validation_pieces`): before each piece, `choose_ridge`
+    picks the ridge from the steps before it alone (its own rolling-origin validation on as
+    many steps as `validation`, ending where the piece starts), fitted on the windows before it.
+
+    This is nested cross-validation (Varma and Simon, 2006). `choose_ridge`'s own MAE is the
+    lowest of its grid's on the pieces themselves, biased low by the search most where the
+    pieces hold a few windows, while each statistical model brings one specification, found on
+    the training part; `choose_linear_base` compares the candidates on this MAE. Raises
+    ValueError where the steps before a piece hold no inner validation window with a training
+    window before it.
+    """
+    errors, forecasts = [], []
+    for piece, (histories, futures, rows), (scored, truth, scored_rows) in validation_pieces(
+        values, validation, lookback, horizon, targets, next_terms
+    ):
+        inner = windows.Split(max(0, piece.start - len(validation)), piece.start)
+        choice, _ = choose_ridge(
+            values[: piece.start], inner, lookback, horizon, targets, lag_counts, season,
+            next_terms,
+        )  # fmt: skip
+        weights, bias = fit_choice(histories, futures, choice, rows)
+        forecasts.append(choice_forecast(scored, weights, bias, choice, horizon, scored_rows))
+        errors.append(np.abs(forecasts[-1] - truth).mean())
+    return float(np.mean(errors)), forecasts
+
+
 # statsforecast's models as linear forecasters of the window, for the linear base. AutoETS,
 # AutoARIMA and AutoTheta read a series' whole history through their state, which a served
 # window does not carry; but their point forecasts are (nearly) linear in the latest values: an

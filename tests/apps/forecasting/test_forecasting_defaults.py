@@ -306,3 +306,31 @@ def test_choose_ridge_forecasts_in_logs_where_the_series_grows_by_factors():
     values[5] = 0.0
     assert evaluation.usable_transforms(values) == ["identity", "sqrt"]
     assert evaluation.usable_transforms(-values) == ["identity"]
+
+
+def test_the_nested_ridge_score_searches_before_each_piece_and_is_not_biased_low():
+    """`nested_ridge_validation` searches the grid on the steps before each piece alone: a
+    piece's forecast ignores every later value; on noise, where no configuration of the grid is
+    better than another, the grid's own validation MAE (its lowest) is below the nested one;
+    where the grid holds an exact model, the nested score finds it too."""
+    validation, lag_counts = windows.Split(180, 220), (4, 8, 16, 24)
+    for seed in range(3):
+        values = 10.0 + np.random.default_rng(seed).normal(size=(220, 1))
+        _, grid_error = evaluation.choose_ridge(values, validation, 24, 4, 1, lag_counts, 8)
+        nested_error, forecasts = evaluation.nested_ridge_validation(
+            values, validation, 24, 4, 1, lag_counts, 8
+        )
+        assert grid_error < nested_error
+    changed = values.copy()
+    changed[190:] += np.random.default_rng(9).normal(size=(30, 1))  # from the second piece on
+    _, changed_forecasts = evaluation.nested_ridge_validation(
+        changed, validation, 24, 4, 1, lag_counts, 8
+    )
+    np.testing.assert_array_equal(changed_forecasts[0], forecasts[0])
+    assert not np.array_equal(changed_forecasts[1], forecasts[1])
+    pattern = np.random.default_rng(5).normal(size=8)  # rises by 0.5 each season of 8
+    exact = (pattern[np.arange(360) % 8] + 0.5 * (np.arange(360) // 8))[:, None]
+    error, _ = evaluation.nested_ridge_validation(
+        exact, windows.Split(300, 360), 16, 4, 1, (8, 16), season=8
+    )
+    assert error < 1e-9
