@@ -19,6 +19,7 @@ ridge and the undistilled models):
     mean_all       the mean of the distilled models and the ridge
     median_all     the median of every candidate
     top2, top3     the mean of the 2 or 3 best candidates on validation
+    top2_nested    the mean of the 2 best, the ridge ranked by its nested score
     inverse_mae    every candidate weighted by 1 / validation MAE
 
 `--validation-share S` scores the candidates on the last share S of train and validation
@@ -157,6 +158,7 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
     nested_scores = pool_scores | {"ridge": validation_mae(found["nested_ridge"])}
     nested_chosen = min(nested_scores, key=nested_scores.get)
     ranked = sorted(candidates, key=scores.get)
+    ranked_nested = sorted(candidates, key=(scores | {"ridge": nested_scores["ridge"]}).get)
     rules = {
         "select": pool[chosen][1],
         "select_nested": pool[nested_chosen][1],
@@ -165,6 +167,7 @@ def rule_forecasts(found: dict) -> tuple[dict[str, np.ndarray], dict[str, float]
         "median_all": combination(candidates, median)[1],
         "top2": combination(ranked[:2], mean)[1],
         "top3": combination(ranked[:3], mean)[1],
+        "top2_nested": combination(ranked_nested[:2], mean)[1],
         "inverse_mae": combination(
             candidates,
             lambda stack: np.average(stack, axis=0, weights=[1 / scores[c] for c in candidates]),
