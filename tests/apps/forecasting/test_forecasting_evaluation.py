@@ -34,17 +34,25 @@ def test_fit_ridge_recovers_an_exact_linear_map_with_a_tiny_penalty():
 def test_conformal_offsets_are_the_order_statistics_that_keep_the_nominal_share():
     residuals = np.arange(19.0)[::-1, None] * [1.0, -1.0]  # 19 windows, two columns
     # ranks ceil(20 * 0.9) = 18 and floor(20 * 0.1) = 2 of each column's sorted residuals
-    np.testing.assert_array_equal(evaluation.conformal_offset(residuals, 0.9), [17.0, -1.0])
-    np.testing.assert_array_equal(evaluation.conformal_offset(residuals, 0.1), [1.0, -17.0])
+    np.testing.assert_array_equal(
+        evaluation.conformal_offset(residuals, 0.9, upper=True), [17.0, -1.0]
+    )
+    np.testing.assert_array_equal(
+        evaluation.conformal_offset(residuals, 0.1, upper=False), [1.0, -17.0]
+    )
     # Too few windows for the rank: the extreme residual.
-    np.testing.assert_array_equal(evaluation.conformal_offset(residuals[:3], 0.9), [18.0, -16.0])
-    np.testing.assert_array_equal(evaluation.conformal_offset(residuals[:3], 0.1), [16.0, -18.0])
+    np.testing.assert_array_equal(
+        evaluation.conformal_offset(residuals[:3], 0.9, upper=True), [18.0, -16.0]
+    )
+    np.testing.assert_array_equal(
+        evaluation.conformal_offset(residuals[:3], 0.1, upper=False), [16.0, -18.0]
+    )
     # On 12 exchangeable windows, at least the nominal share of new values falls below the
     # upper level and at most it below the lower one (the empirical quantile: about 67%).
     generator = np.random.default_rng(0)
     samples, new = generator.normal(size=(12, 20_000)), generator.normal(size=20_000)
-    upper = evaluation.conformal_offset(samples, 0.9)
-    lower = evaluation.conformal_offset(samples, 0.1)
+    upper = evaluation.conformal_offset(samples, 0.9, upper=True)
+    lower = evaluation.conformal_offset(samples, 0.1, upper=False)
     assert (new <= upper).mean() >= 0.9 and (new < lower).mean() <= 0.1
     plain = (new <= np.quantile(samples, 0.9, axis=0)) & (new >= np.quantile(samples, 0.1, axis=0))
     assert ((new <= upper) & (new >= lower)).mean() >= 0.8 > plain.mean()
@@ -87,6 +95,30 @@ def test_quantile_calibration_gives_the_nominal_coverage_on_held_out_windows(tmp
     bias = model.get_layer("head").get_weights()[1]
     evaluation.calibrate_quantiles(model, config, datasets)
     np.testing.assert_allclose(model.get_layer("head").get_weights()[1], bias, atol=1e-5)
+
+
+def test_interval_offsets_widen_both_sides_when_the_base_was_biased_on_validation():
+    """Levels all at a zero forecast; validation truths biased (mean 3), new truths not. The
+    pair's symmetric score widens the 0.1-0.9 interval around the forecast, so it still holds
+    at least the nominal share of the unbiased truths (each level's own residuals would put
+    the interval above them, holding about 4%); on exchangeable windows it holds about the
+    nominal share, and the median and the unpaired 0.95 level keep their meaning."""
+    generator = np.random.default_rng(0)
+    levels = (0.1, 0.5, 0.9, 0.95)
+    output = np.zeros((40, 2, 1, len(levels)))
+    biased = generator.normal(3.0, 1.0, size=(40, 2, 1))
+    offsets = evaluation.interval_offsets(output, biased, levels)
+    assert np.all(offsets[..., 1] == 0.0)
+    assert np.allclose(offsets[..., 0], -offsets[..., 2]) and np.all(offsets[..., 2] > 3.0)
+    new = generator.normal(0.0, 1.0, size=(20_000, 2, 1))
+    calibrated = output[:1] + offsets
+    assert evaluation.interval_coverage(calibrated, new, levels[:3])["coverage"] >= 0.8
+    # The unpaired level: at least 95% of the biased truths fall below it.
+    assert (biased <= calibrated[..., 3]).mean() >= 0.95
+    exchangeable = generator.normal(0.0, 1.0, size=(40, 2, 1))
+    offsets = evaluation.interval_offsets(output, exchangeable, levels)
+    coverage = evaluation.interval_coverage(output[:1] + offsets, new, levels[:3])["coverage"]
+    assert 0.75 <= coverage <= 0.92, coverage
 
 
 def test_a_gain_counts_only_beyond_chance_over_blocks_of_windows():
